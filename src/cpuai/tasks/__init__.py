@@ -1,0 +1,5 @@
+"""Tasks: preprocessing, postprocessing and metrics per model kind."""
+
+from cpuai.tasks.base import Score, Task
+
+__all__ = ["Score", "Task"]
