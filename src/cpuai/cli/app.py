@@ -14,8 +14,8 @@ import pkgutil
 import sys
 import traceback
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 import cpuai
 from cpuai.errors import CpuaiError
@@ -80,27 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=args, prog_name="cpuai", standalone_mode=False)
         return 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
         return 130
+    except TyperException as exc:  # usage errors: unknown verb, bad option (typer's click)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        typer.echo("interrupted", err=True)
         return 130
     except CpuaiError as exc:
         if state.debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # an internal error: say so, and how to see more
         if state.debug:
             traceback.print_exc()
             return 1
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
         return 1
 
 
