@@ -1,0 +1,264 @@
+"""The ASGI app: protocol routers, one JSON error shape, and the operations middleware.
+
+``create_app(source, config)`` builds a FastAPI app serving a package or repository. The
+middleware gives every request an id (``X-Request-ID``, echoed back), enforces the body limit
+(413) and bearer token (401; health stays open), writes the access log line and records
+per-model request metrics. Every error, from a route, a validator or a wrong URL, is
+``{"error": "..."}`` with a 4xx/5xx status; ``QueueFull`` adds ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cpuai.errors import CpuaiError
+from cpuai.hardware import core_budget
+from cpuai.serve.budget import CoreGate
+from cpuai.serve.config import ServeConfig
+from cpuai.serve.errors import PayloadTooLarge, QueueFull, status_for
+from cpuai.serve.metrics import ServerMetrics
+from cpuai.serve.model import Shared
+from cpuai.serve.protocols import kserve, plain, tfserving
+from cpuai.serve.registry import Registry
+
+log = logging.getLogger("cpuai.serve")
+access = logging.getLogger("cpuai.serve.access")
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+
+
+def error_body(message: str) -> bytes:
+    """The one error shape of the API."""
+    return orjson.dumps({"error": message})
+
+
+class OperationsMiddleware:
+    """Request id, body limit, bearer token, access log and request metrics as one ASGI layer."""
+
+    def __init__(self, app: ASGIApp, *, config: ServeConfig, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self.token = f"Bearer {config.token}".encode() if config.token else None
+
+    async def _reject(
+        self, send: Send, status: int, message: str, rid: str, extra: list | None = None
+    ) -> None:
+        body = error_body(message)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()),
+            *(extra or []),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        scope["cpuai_request_id"] = rid
+        path = scope["path"]
+        status_seen = [0]
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_seen[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            if self.token is not None and path not in OPEN_PATHS:
+                given = headers.get(b"authorization", b"")
+                if not hmac.compare_digest(given, self.token):
+                    status_seen[0] = 401
+                    what = "a wrong bearer token" if given else "no bearer token"
+                    await self._reject(
+                        send,
+                        401,
+                        f"the request has {what}; this server needs 'Authorization: Bearer <token>'",
+                        rid,
+                        [(b"www-authenticate", b"Bearer")],
+                    )
+                    return
+            limit = self.config.max_body_bytes
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                status_seen[0] = 413
+                await self._reject(
+                    send,
+                    413,
+                    f"the request body has {int(length)} bytes, more than the {limit}-byte limit",
+                    rid,
+                )
+                return
+            received = [0]
+
+            async def receive_limited() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    received[0] += len(message.get("body", b""))
+                    if received[0] > limit:
+                        raise PayloadTooLarge(
+                            f"the request body is over the {limit}-byte limit",
+                            fix="send a smaller body or raise --max-body",
+                        )
+                return message
+
+            await self.app(scope, receive_limited, send_wrapped)
+        finally:
+            took = time.perf_counter() - start
+            tagged = scope.get("state", {}).get("cpuai")
+            if tagged is not None:
+                model, protocol = tagged
+                self.metrics.requests.labels(model, protocol, str(status_seen[0])).inc()
+                self.metrics.latency.labels(model, protocol).observe(took)
+            if self.config.access_log:
+                client = scope.get("client") or ("-", 0)
+                access.info(
+                    '%s %s "%s %s" %d %.2fms',
+                    client[0],
+                    rid,
+                    scope["method"],
+                    path,
+                    status_seen[0],
+                    took * 1e3,
+                )
+
+
+def _error_response(exc: CpuaiError) -> Response:
+    status = status_for(exc)
+    headers = {"Retry-After": str(QueueFull.retry_after)} if isinstance(exc, QueueFull) else None
+    if status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc)
+    return Response(error_body(str(exc)), status_code=status, media_type="application/json", headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(CpuaiError)
+    async def _cpuai(request: Request, exc: CpuaiError) -> Response:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        msg = f"{where} is invalid (got {first.get('input')!r}): {first.get('msg', 'bad value')}"
+        return Response(error_body(msg), status_code=400, media_type="application/json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
+        return Response(
+            error_body(message),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        return Response(
+            error_body(f"internal error: {type(exc).__name__}: {exc}"),
+            status_code=500,
+            media_type="application/json",
+        )
+
+
+def create_app(
+    source: str | Path, config: ServeConfig | None = None, *, indexes: dict[str, Any] | None = None
+) -> FastAPI:
+    """A FastAPI app serving the package or repository at ``source``; models load at startup."""
+    config = config or ServeConfig()
+    budget = config.cores or core_budget()
+    metrics = ServerMetrics()
+    workers = config.preprocess_workers or max(1, min(4, budget))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="cpuai-preprocess")
+    shared = Shared(config=config, gate=CoreGate(budget), pool=pool, metrics=metrics, budget=budget)
+    registry = Registry(source, shared)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        shared.gate = CoreGate(budget)  # bound to the serving loop
+        await registry.load_all()
+        poller = None
+        if config.poll_seconds:
+            poller = asyncio.get_running_loop().create_task(_poll(registry, config.poll_seconds))
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            await registry.close()
+            pool.shutdown(wait=False)
+
+    app = FastAPI(
+        title="cpuai serve",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="KServe v2, TF-Serving and plain task endpoints over cpuai model packages.",
+    )
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.config = config
+    _install_errors(app)
+    app.include_router(kserve.router)
+    app.include_router(tfserving.router)
+    app.include_router(plain.router)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        for name, model in registry.models.items():
+            metrics.queue_depth.labels(name).set(model.queue.depth)
+            metrics.in_flight.labels(name).set(model.queue.in_flight)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    if indexes:
+        _mount_indexes(app, indexes)
+    app.add_middleware(OperationsMiddleware, config=config, metrics=metrics)
+    return app
+
+
+def _mount_indexes(app: FastAPI, indexes: dict[str, Any]) -> None:
+    """Hook for vector indexes: mount ``cpuai.vectors.routes.make_router`` under /v1/indexes when present."""
+    try:
+        from cpuai.vectors.routes import make_router  # type: ignore[import-not-found]
+    except ImportError:
+        log.warning("vector indexes found but cpuai.vectors.routes is not available; not serving them")
+        return
+    app.include_router(make_router(indexes))
+
+
+async def _poll(registry: Registry, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await registry.poll()
+        except Exception:  # keep polling; one bad version must not stop hot reload
+            log.exception("polling the repository failed")

@@ -1,0 +1,203 @@
+"""Adaptive dynamic batching for one model: a small asyncio queue class.
+
+Lifecycle of a request: ``await queue.put(item, rows, key)`` appends it (or raises ``QueueFull``
+when ``max_queue`` items already wait). The dispatcher takes the oldest item and every queued item
+with the same ``key`` (same shape, or same text-length bucket) up to ``max_batch`` rows, and calls
+``run(items)`` once; ``run`` must return one result per item (checked); a result that is an
+exception instance fails just its own item. If ``run`` raises, every item of that batch gets the
+exception; other batches are untouched.
+
+Adaptive: when an engine slot is idle a request is dispatched at once (no waiting window at low
+load). While slots are busy requests accumulate on their own; when some but not all slots are busy,
+the dispatcher waits at most ``max_delay`` (from the oldest item's arrival) for a fuller batch.
+Metrics are not kept here: an optional ``observe(batch_rows, seconds)`` callback receives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cpuai.errors import ConfigError, EngineError
+from cpuai.serve.errors import NotReady, QueueFull
+
+
+@dataclass
+class _Pending:
+    item: Any
+    rows: int
+    key: Hashable
+    future: asyncio.Future[Any]
+    arrived: float = field(default_factory=time.perf_counter)
+
+
+class BatchQueue:
+    """Gathers requests into batches for ``run`` with at most ``slots`` batches in flight."""
+
+    def __init__(
+        self,
+        run: Callable[[list[Any]], Awaitable[Sequence[Any]]],
+        *,
+        max_batch: int = 32,
+        max_delay_s: float = 0.005,
+        max_queue: int = 256,
+        slots: int = 1,
+        observe: Callable[[int, float], None] | None = None,
+        name: str = "model",
+    ) -> None:
+        for label, value, low in (
+            ("max_batch", max_batch, 1),
+            ("max_queue", max_queue, 1),
+            ("slots", slots, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(
+                    f"{label} must be an integer >= {low}, got {value!r}", fix=f"set {label} to {low} or more"
+                )
+        if not (0 <= max_delay_s <= 10):
+            raise ConfigError(
+                f"max_delay must be between 0 and 10 s, got {max_delay_s!r}", fix="use e.g. 5 ms"
+            )
+        self.run = run
+        self.max_batch, self.max_delay_s, self.max_queue, self.slots = (
+            max_batch,
+            max_delay_s,
+            max_queue,
+            slots,
+        )
+        self.observe = observe
+        self.name = name
+        self._queue: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not yet dispatched)."""
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def start(self) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.get_running_loop().create_task(
+                self._dispatch(), name=f"batch-{self.name}"
+            )
+
+    async def put(self, item: Any, *, rows: int = 1, key: Hashable = None) -> Any:
+        """Queue one request and wait for its own result (or its batch's exception)."""
+        if self._closed:
+            raise NotReady(
+                f"model '{self.name}' is shutting down", fix="retry on another replica or after reload"
+            )
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(
+                f"model '{self.name}' has {len(self._queue)} requests waiting (limit {self.max_queue})",
+                fix="retry after a short wait, or raise --max-queue / add instances",
+            )
+        self.start()
+        pending = _Pending(item, rows, key, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._wake.set()
+        return await pending.future
+
+    def _take(self) -> list[_Pending]:
+        head = self._queue.popleft()
+        batch, rows = [head], head.rows
+        if rows >= self.max_batch:
+            return batch
+        keep: deque[_Pending] = deque()
+        while self._queue:
+            p = self._queue.popleft()
+            if p.key == head.key and rows + p.rows <= self.max_batch:
+                batch.append(p)
+                rows += p.rows
+            else:
+                keep.append(p)
+            if rows >= self.max_batch:
+                break
+        keep.extend(self._queue)
+        self._queue = keep
+        return batch
+
+    def _ready_rows(self) -> int:
+        key = self._queue[0].key
+        return sum(p.rows for p in self._queue if p.key == key)
+
+    async def _wait(self, timeout: float | None = None) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _dispatch(self) -> None:
+        while True:
+            while not self._queue or self._in_flight >= self.slots:
+                if self._closed and not self._queue:
+                    return
+                await self._wait()
+            # Partly busy: give the batch up to max_delay (from the oldest arrival) to fill.
+            while self._in_flight > 0 and self._queue and self._ready_rows() < self.max_batch:
+                left = self._queue[0].arrived + self.max_delay_s - time.perf_counter()
+                if left <= 0 or self._in_flight >= self.slots:
+                    break
+                await self._wait(left)
+            if not self._queue or self._in_flight >= self.slots:
+                continue
+            batch = self._take()
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        start = time.perf_counter()
+        try:
+            results = await self.run([p.item for p in batch])
+            if len(results) != len(batch):
+                raise EngineError(
+                    f"model '{self.name}' returned {len(results)} results for a batch of "
+                    f"{len(batch)} requests",
+                    fix="a handler's execute() must return one result per item",
+                )
+        except BaseException as exc:  # fail every waiting request of this batch with the batch's exception
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for p, result in zip(batch, results, strict=True):
+                if p.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    p.future.set_exception(result)
+                else:
+                    p.future.set_result(result)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
+            if self.observe is not None:
+                self.observe(sum(p.rows for p in batch), time.perf_counter() - start)
+
+    async def close(self, *, drain: bool = True) -> None:
+        """Stop taking requests; with ``drain`` finish queued and running ones, else fail the queued ones."""
+        self._closed = True
+        if not drain:
+            while self._queue:
+                p = self._queue.popleft()
+                p.future.set_exception(NotReady(f"model '{self.name}' was unloaded", fix="load it again"))
+        self._wake.set()
+        if self._dispatcher is not None:
+            await self._dispatcher
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,112 @@
+"""Core planning for a served model: instances x threads x streams never exceeds the core budget.
+
+Precedence: command-line flag > the package's ``deploy`` section (written by ``cpuai tune``) >
+defaults (one instance, one stream, every core). ``CoreGate`` then makes models that share a
+server share its cores: every batch holds its engine's threads from one server-wide pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from cpuai.errors import ResourceError
+from cpuai.package import Deploy
+
+log = logging.getLogger("cpuai.serve")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnginePlan:
+    """How one model runs: ``instances`` engines, each with ``streams`` streams of ``threads`` threads.
+
+    >>> EnginePlan(backend="auto", instances=1, threads=2, streams=1, hint="latency").cores
+    2
+    """
+
+    backend: str
+    instances: int
+    threads: int
+    streams: int
+    hint: str
+    precision: str | None = None
+    source: str = "default"
+
+    @property
+    def cores(self) -> int:
+        return self.instances * self.threads * self.streams
+
+    @property
+    def slots(self) -> int:
+        """Batches that may run at once."""
+        return self.instances * self.streams
+
+
+def plan(
+    budget: int,
+    deploy: Deploy | None = None,
+    *,
+    instances: int | None = None,
+    threads: int | None = None,
+    streams: int | None = None,
+    backend: str | None = None,
+) -> EnginePlan:
+    """Resolve flags, deploy section and defaults into a plan that fits ``budget`` cores."""
+    if budget < 1:
+        raise ResourceError(f"the core budget is {budget}", fix="set CPUAI_CORES to 1 or more")
+    source = "deploy" if deploy is not None else "default"
+    inst = instances or (deploy.instances if deploy else 1)
+    strm = streams or (deploy.streams if deploy else 1)
+    if inst * strm > budget:
+        raise ResourceError(
+            f"{inst} instance(s) x {strm} stream(s) need at least {inst * strm} cores "
+            f"but this server may use {budget}",
+            fix=f"use --instances {max(1, budget // strm)} or fewer (or raise CPUAI_CORES)",
+        )
+    fit = max(1, budget // (inst * strm))
+    thr = threads or (deploy.threads if deploy else fit)
+    if inst * strm * thr > budget:
+        log.warning(
+            "threads %d x streams %d x instances %d exceed the %d-core budget; using %d threads",
+            thr,
+            strm,
+            inst,
+            budget,
+            fit,
+        )
+        thr = fit
+    return EnginePlan(
+        backend=backend or (deploy.backend if deploy else "auto"),
+        instances=inst,
+        threads=thr,
+        streams=strm,
+        hint=deploy.hint if deploy else ("throughput" if strm > 1 else "latency"),
+        precision=deploy.precision if deploy else None,
+        source="flags" if (instances or threads or streams) else source,
+    )
+
+
+class CoreGate:
+    """A server-wide pool of cores: a batch holds its engine's threads while it runs."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self._free = cores
+        self._cond = asyncio.Condition()
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+    async def acquire(self, n: int) -> int:
+        n = min(n, self.cores)
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._free >= n)
+            self._free -= n
+        return n
+
+    async def release(self, n: int) -> None:
+        async with self._cond:
+            self._free += n
+            self._cond.notify_all()

@@ -1,0 +1,351 @@
+"""One served model version: its engines (or custom handler), task, batch queue and state.
+
+Requests reach it in two forms. Tensor protocols (KServe v2, TF-Serving) call ``infer(feeds)``;
+the plain endpoint calls ``predict(body, content_type)``, whose decoding (image decode,
+tokenisation) runs in the server's bounded preprocessing pool off the event loop. Either way each
+request is validated on its own before it joins a batch, so bad data fails only its request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cpuai.errors import CpuaiError, EngineError, InvalidInput
+from cpuai.package import ModelPackage
+from cpuai.runtime.engine import TensorInfo
+from cpuai.serve.batching import BatchQueue
+from cpuai.serve.budget import CoreGate, EnginePlan
+from cpuai.serve.codec import v2_datatype
+from cpuai.serve.config import ServeConfig
+from cpuai.serve.errors import HandlerFailed, NotReady
+from cpuai.serve.handlers import Handler, load_handler
+from cpuai.serve.metrics import ServerMetrics
+
+log = logging.getLogger("cpuai.serve")
+
+#: Text inputs are grouped into length buckets of this many tokens to limit padding.
+LENGTH_BUCKET = 8
+PLAIN_TASKS = ("image-classification", "text-embedding")
+
+
+@dataclass
+class _Item:
+    """One request inside the batch queue: its tensors (or raw payload), rows and how to answer."""
+
+    payload: Any
+    rows: int
+    length: int | None = None  # own token length for padded text inputs
+    finish: Callable[[dict[str, np.ndarray]], Any] | None = None
+
+
+@dataclass
+class Shared:
+    """What every model of one server shares: the core gate, the preprocessing pool, metrics."""
+
+    config: ServeConfig
+    gate: CoreGate
+    pool: ThreadPoolExecutor
+    metrics: ServerMetrics
+    budget: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _feeds_rows(feeds: dict[str, np.ndarray]) -> int:
+    rows = {a.shape[0] for a in feeds.values()}
+    if len(rows) != 1:
+        raise InvalidInput(
+            f"inputs disagree on the batch size: {sorted(rows)}",
+            fix="give every input the same first dimension",
+        )
+    return rows.pop()
+
+
+class ServedModel:
+    """A loaded model version ready to answer requests."""
+
+    def __init__(self, package: ModelPackage, plan: EnginePlan, shared: Shared) -> None:
+        self.package = package
+        self.name = package.manifest.name
+        self.version = package.manifest.version
+        self.plan = plan
+        self.shared = shared
+        self.state = "LOADING"
+        self.reason = ""
+        self.engines: list[Any] = []
+        self.handler: Handler | None = None
+        self.task: Any = None
+        self._busy: list[int] = []
+        self._handler_pool: ThreadPoolExecutor | None = None
+        self.inputs: list[TensorInfo] = [
+            TensorInfo(t.name, t.dtype, tuple(t.shape)) for t in package.manifest.inputs
+        ]
+        self.outputs: list[TensorInfo] = [
+            TensorInfo(t.name, t.dtype, tuple(t.shape)) for t in package.manifest.outputs
+        ]
+        self._pad_inputs: set[str] = set()
+        self._mask = "attention_mask"
+        cfg = shared.config
+        self.queue = BatchQueue(
+            self._run_batch,
+            max_batch=cfg.max_batch,
+            max_delay_s=cfg.max_delay_s,
+            max_queue=cfg.max_queue,
+            slots=plan.slots,
+            name=self.name,
+            observe=shared.metrics.observer(self.name),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Build engines, task and handler (blocking; the registry runs it in a worker thread)."""
+        m = self.package.manifest
+        if m.handler:
+            self.handler = load_handler(m.handler, self.package.path)
+            self.handler.load_model(str(self.package.path))
+            self._handler_pool = ThreadPoolExecutor(
+                self.plan.slots, thread_name_prefix=f"cpuai-handler-{self.name}"
+            )
+        else:
+            from cpuai.runtime import load
+
+            for _ in range(self.plan.instances):
+                self.engines.append(
+                    load(
+                        self.package,
+                        backend=self.plan.backend,
+                        threads=self.plan.threads,
+                        streams=self.plan.streams,
+                        hint=self.plan.hint,
+                        precision=self.plan.precision,
+                    )
+                )
+            self._busy = [0] * len(self.engines)
+            self.inputs, self.outputs = list(self.engines[0].inputs), list(self.engines[0].outputs)
+        if m.task in PLAIN_TASKS:
+            from cpuai.tasks import for_package
+
+            self.task = for_package(self.package)
+        if m.task == "text-embedding" and m.preprocessing.text is not None:
+            names = m.preprocessing.text.input_names
+            self._pad_inputs = {names.get(k, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            self._mask = names.get("attention_mask", "attention_mask")
+        self.state = "READY"
+
+    async def close(self, *, drain: bool = True) -> None:
+        """Stop taking requests, finish (or fail) the queued ones, and free the engines."""
+        self.state = "UNLOADING"
+        await self.queue.close(drain=drain)
+        loop = asyncio.get_running_loop()
+        for engine in self.engines:
+            await loop.run_in_executor(None, engine.close)
+        if self.handler is not None and callable(getattr(self.handler, "close", None)):
+            await loop.run_in_executor(None, self.handler.close)
+        if self._handler_pool is not None:
+            self._handler_pool.shutdown(wait=False)
+        self.state = "UNAVAILABLE"
+
+    def ready(self) -> bool:
+        return self.state == "READY"
+
+    def require_ready(self) -> None:
+        if self.state != "READY":
+            raise NotReady(
+                f"model '{self.name}' version {self.version} is {self.state.lower()}"
+                + (f": {self.reason}" if self.reason else ""),
+                fix="wait for it to load, or load it again",
+            )
+
+    # -- metadata ------------------------------------------------------------------------------
+    @property
+    def platform(self) -> str:
+        if self.handler is not None:
+            return "cpuai_handler"
+        return {
+            "onnxruntime": "onnxruntime_onnx",
+            "openvino": "openvino",
+            "torch": "pytorch_torchscript",
+        }.get(self.engines[0].backend if self.engines else self.plan.backend, self.package.manifest.format)
+
+    def metadata(self, versions: Sequence[int]) -> dict[str, Any]:
+        """KServe v2 model metadata."""
+        return {
+            "name": self.name,
+            "versions": [str(v) for v in versions],
+            "platform": self.platform,
+            "inputs": [
+                {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": list(t.shape)}
+                for t in self.inputs
+            ],
+            "outputs": [
+                {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": list(t.shape)}
+                for t in self.outputs
+            ],
+            "parameters": {
+                "task": self.package.manifest.task,
+                "precision": self.package.manifest.precision,
+                "instances": self.plan.instances,
+                "threads": self.plan.threads,
+                "streams": self.plan.streams,
+                "plan_source": self.plan.source,
+            },
+        }
+
+    # -- requests ------------------------------------------------------------------------------
+    def check(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate one request's tensors against the model's inputs (InvalidInput on mismatch)."""
+        from cpuai.runtime.checks import check_feeds
+
+        return check_feeds(feeds, self.inputs)
+
+    async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one request's tensors through the batch queue; outputs keep the request's rows."""
+        self.require_ready()
+        if self.handler is not None:
+            rows = _feeds_rows(feeds)
+            return await self.queue.put(_Item({"inputs": feeds}, rows), rows=1, key="handler")
+        feeds = self.check(feeds)
+        rows = _feeds_rows(feeds)
+        key = tuple((n, a.shape[1:]) for n, a in feeds.items())
+        return await self.queue.put(_Item(feeds, rows), rows=rows, key=key)
+
+    async def predict(self, item: Any, *, content_type: str = "", top_k: int = 5) -> Any:
+        """Answer one raw item (image bytes or a text) with the task's answer (labels or embedding)."""
+        self.require_ready()
+        if self.handler is not None:
+            return await self.queue.put(_Item({"body": item, "content_type": content_type}, 1), key="handler")
+        if self.task is None:
+            raise InvalidInput(
+                f"model '{self.name}' has task '{self.package.manifest.task}', which the plain "
+                "endpoint does not serve",
+                fix="call /v2/models/{name}/infer with tensors instead",
+            )
+        loop = asyncio.get_running_loop()
+        feeds = await loop.run_in_executor(self.shared.pool, self._preprocess_one, item)
+        length = None
+        if self._pad_inputs:
+            length = int(feeds[self._mask].shape[1]) if self._mask in feeds else None
+            key: Any = ("text", -(-(length or 0) // LENGTH_BUCKET))
+        else:
+            key = tuple((n, a.shape[1:]) for n, a in feeds.items())
+        task = self.task
+
+        def finish(outputs: dict[str, np.ndarray]) -> Any:
+            return task.postprocess(outputs, top_k=top_k)[0]
+
+        return await self.queue.put(_Item(feeds, 1, length, finish), rows=1, key=key)
+
+    def _preprocess_one(self, item: Any) -> dict[str, np.ndarray]:
+        try:
+            feeds = self.task.preprocess([item])
+        except CpuaiError:
+            raise
+        except Exception as err:  # a library's complaint about this request's data
+            raise InvalidInput(
+                f"cannot preprocess the request for '{self.name}': {type(err).__name__}: {err}",
+                fix="send a valid image (PNG/JPEG) or text",
+            ) from None
+        if self._pad_inputs and self._mask in feeds:  # trim tokenizer padding: batches re-pad per bucket
+            n = max(1, int(np.asarray(feeds[self._mask]).sum()))
+            feeds = {k: (v[:, :n] if k in self._pad_inputs and v.ndim == 2 else v) for k, v in feeds.items()}
+        return self.check(feeds)
+
+    # -- batches -------------------------------------------------------------------------------
+    async def _run_batch(self, items: list[_Item]) -> list[Any]:
+        if self.handler is not None:
+            return await self._run_handler(items)
+        feeds, padded = self._concat(items)
+        outputs = await self._run_engine(feeds)
+        total = sum(i.rows for i in items)
+        for name, value in outputs.items():
+            if len(value) != total:
+                raise EngineError(
+                    f"model '{self.name}' output '{name}' has {len(value)} rows for a batch of {total}",
+                    fix="the model must keep the batch axis first",
+                )
+        results: list[Any] = []
+        start = 0
+        for item in items:
+            own = {k: v[start : start + item.rows] for k, v in outputs.items()}
+            if padded is not None and item.length is not None:
+                own = {
+                    k: (v[:, : item.length] if v.ndim >= 2 and v.shape[1] == padded else v)
+                    for k, v in own.items()
+                }
+            start += item.rows
+            results.append(item.finish(own) if item.finish is not None else own)
+        return results
+
+    def _concat(self, items: list[_Item]) -> tuple[dict[str, np.ndarray], int | None]:
+        if len(items) == 1:
+            return items[0].payload, None
+        names = items[0].payload.keys()
+        if self._pad_inputs and any(i.length is not None for i in items):
+            longest = max(i.payload[n].shape[1] for i in items for n in names if n in self._pad_inputs)
+            out = {}
+            for n in names:
+                parts = [i.payload[n] for i in items]
+                if n in self._pad_inputs:
+                    parts = [np.pad(p, ((0, 0), (0, longest - p.shape[1]))) for p in parts]
+                out[n] = np.concatenate(parts)
+            return out, longest
+        return {n: np.concatenate([i.payload[n] for i in items]) for n in names}, None
+
+    async def _run_engine(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        index = min(range(len(self.engines)), key=self._busy.__getitem__)
+        engine = self.engines[index]
+        self._busy[index] += 1
+        held = await self.shared.gate.acquire(self.plan.threads)
+        try:
+            return await asyncio.wrap_future(engine.submit(feeds))
+        finally:
+            self._busy[index] -= 1
+            await self.shared.gate.release(held)
+
+    async def _run_handler(self, items: list[_Item]) -> list[Any]:
+        """Run a handler batch; if it raises, rerun its items one by one so only the guilty fail."""
+        try:
+            return await self._execute([i.payload for i in items])
+        except CpuaiError as err:
+            if len(items) == 1:
+                raise
+            log.info("handler batch of %d failed (%s); retrying its requests one by one", len(items), err)
+        results: list[Any] = []
+        for item in items:
+            try:
+                results.extend(await self._execute([item.payload]))
+            except CpuaiError as err:
+                results.append(err)
+        return results
+
+    async def _execute(self, data: list[Any]) -> list[Any]:
+        assert self.handler is not None and self._handler_pool is not None
+        handler = self.handler
+        held = await self.shared.gate.acquire(self.plan.threads)
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._handler_pool, handler.execute, data, len(data)
+            )
+        except CpuaiError:
+            raise
+        except Exception as err:
+            log.warning("handler of '%s' raised %s: %s", self.name, type(err).__name__, err)
+            raise HandlerFailed(
+                f"the handler of model '{self.name}' failed: {type(err).__name__}: {err}",
+                fix="fix the handler's execute(); other requests are unaffected",
+            ) from None
+        finally:
+            await self.shared.gate.release(held)
+        if not isinstance(results, list | tuple) or len(results) != len(data):
+            got = f"{len(results)} results" if isinstance(results, list | tuple) else type(results).__name__
+            raise HandlerFailed(
+                f"the handler of model '{self.name}' returned {got} for {len(data)} requests",
+                fix="execute() must return a list with one result per item",
+            )
+        return list(results)

@@ -1,0 +1,1 @@
+"""The wire protocols one server speaks: KServe v2 (with the repository extension), TF-Serving, plain."""

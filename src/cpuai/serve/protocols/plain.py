@@ -1,0 +1,109 @@
+"""The plain task endpoint: a raw image body (or JSON text) in, labels with scores (or embeddings) out.
+
+``curl -X POST http://localhost:8080/service -T cat.jpg`` works on a one-model server; with several
+models use ``/v1/models/{name}/predict``. Text models take ``{"text": "..."}``, ``{"texts": [...]}``
+(each text is its own request inside the batcher), a JSON string, or a ``text/plain`` body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from cpuai.errors import InvalidInput
+from cpuai.serve.codec import parse_json
+from cpuai.serve.model import ServedModel
+from cpuai.serve.protocols.common import JSON, registry, resolve, tag
+
+router = APIRouter(tags=["plain"])
+MAX_TEXTS = 256
+
+
+async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]:
+    """The request's raw items and whether it sent a list (several texts)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await request.form()
+        for value in form.values():
+            if hasattr(value, "read"):
+                return [await value.read()], False
+            if isinstance(value, str) and value:
+                return [value], False
+        raise InvalidInput("the form holds no file and no text field", fix="send -F file=@image.png")
+    body = await request.body()
+    if not body:
+        raise InvalidInput(
+            "the request body is empty", fix="send an image file (curl -T cat.jpg) or JSON text"
+        )
+    task = model.package.manifest.task
+    is_text = task == "text-embedding"
+    looks_json = ctype == "application/json" or (is_text and body[:1] in (b"{", b'"', b"["))
+    if model.handler is not None:
+        return [body], False
+    if looks_json:
+        if not is_text:
+            raise InvalidInput(
+                f"model '{model.name}' takes a raw image body, not JSON",
+                fix="send the image bytes: curl -X POST URL -T image.png",
+            )
+        data = parse_json(body)
+        if isinstance(data, str):
+            data = {"text": data}
+        if not isinstance(data, dict) or ("text" in data) == ("texts" in data):
+            raise InvalidInput(
+                "a text request needs exactly one of 'text' or 'texts'",
+                fix='send {"text": "..."} or {"texts": ["...", "..."]}',
+            )
+        texts = data.get("texts", [data.get("text")])
+        many = "texts" in data
+        if not isinstance(texts, list) or not texts or len(texts) > MAX_TEXTS:
+            raise InvalidInput(f"'texts' must be a list of 1 to {MAX_TEXTS} strings", fix="split the request")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                where = f"texts[{i}]" if many else "text"
+                raise InvalidInput(f"{where} must be a non-empty string, got {t!r:.60}", fix="send text")
+        return texts, many
+    if is_text:
+        try:
+            return [body.decode("utf-8")], False
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "the body is not UTF-8 text", fix='send UTF-8 text or {"text": "..."}'
+            ) from None
+    return [body], False
+
+
+async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
+    items, many = await _items(request, model)
+    ctype = request.headers.get("content-type", "")
+    answers = await asyncio.gather(*(model.predict(i, content_type=ctype, top_k=top_k) for i in items))
+    out: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
+    if model.handler is not None:
+        out["result"] = answers[0]
+    elif model.package.manifest.task == "text-embedding":
+        if many:
+            out["embeddings"] = answers
+        else:
+            out["embedding"] = answers[0]
+    else:
+        out["predictions"] = answers[0]
+    return JSON(out)
+
+
+@router.api_route("/v1/models/{name}/predict", methods=["POST", "PUT"])
+async def predict(
+    request: Request, name: str, top_k: int = Query(5, ge=1, le=1000, description="labels to return")
+) -> JSON:
+    """Answer a raw image with its top labels, or a text with its embedding."""
+    model = resolve(request, "plain", name)
+    return await _answer(request, model, top_k)
+
+
+@router.api_route("/service", methods=["POST", "PUT"])
+async def service(request: Request, top_k: int = Query(5, ge=1, le=1000)) -> JSON:
+    """The one model of a one-model server (``curl -X POST host:8080/service -T cat.jpg``)."""
+    model = registry(request).only()
+    tag(request, "plain", model.name)
+    return await _answer(request, model, top_k)

@@ -1,0 +1,129 @@
+"""Index kinds and their parameters: what each kind is on faiss, and the checks at the edge.
+
+    flat      exact search over FP32 vectors (IndexFlat); the ground truth, O(n) per query
+    hnsw      HNSW graph over FP32 vectors (IndexHNSWFlat); 4·d bytes + graph per vector
+    hnsw-sq8  HNSW graph over INT8 scalar-quantized vectors (IndexHNSWSQ QT_8bit); d bytes + graph
+    ivf-sq8   inverted lists over INT8 vectors (IndexIVFScalarQuantizer); d bytes + 8, needs training
+
+Metrics: ``ip`` (inner product), ``cosine`` (inner product over L2-normalised vectors) and ``l2``
+(squared Euclidean distance; smaller is closer). ``docs/vectors.md`` gives the cost of each knob in
+numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from cpuai.errors import ConfigError
+
+KINDS = ("flat", "hnsw", "hnsw-sq8", "ivf-sq8")
+METRICS = ("ip", "cosine", "l2")
+HNSW_KINDS = ("hnsw", "hnsw-sq8")
+SQ8_KINDS = ("hnsw-sq8", "ivf-sq8")
+
+
+def _int_in(name: str, value: Any, low: int, high: int, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}", fix=hint)
+    return value
+
+
+@dataclass(kw_only=True)
+class IndexParams:
+    """Validated settings of one index; saved with it and restored on load.
+
+    >>> IndexParams(kind="hnsw-sq8", dim=384, metric="cosine", M=32, ef_search=64)
+    """
+
+    kind: str = "hnsw-sq8"
+    dim: int = 0
+    metric: str = "cosine"
+    M: int = 32
+    ef_construction: int = 200
+    ef_search: int = 64
+    nlist: int = 1024
+    nprobe: int = 16
+    rerank: int = 0
+    compact_at: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown index kind {self.kind!r}", fix=f"use one of {', '.join(KINDS)}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"unknown metric {self.metric!r}", fix=f"use one of {', '.join(METRICS)}")
+        _int_in("dim", self.dim, 1, 65536, "pass the vector length, e.g. dim=384 for MiniLM")
+        _int_in("M", self.M, 2, 256, "M=16..48 suits most data; memory grows by 8·M bytes per vector")
+        _int_in("ef_construction", self.ef_construction, 8, 4096,
+                "ef_construction=100..400; build time grows about linearly with it")
+        _int_in("ef_search", self.ef_search, 1, 32768, "ef_search must be at least k; 32..512 is typical")
+        _int_in("nlist", self.nlist, 1, 1 << 20, "nlist ~ 4·sqrt(n), e.g. 1024 for 100k vectors")
+        _int_in("nprobe", self.nprobe, 1, 1 << 20, "nprobe=8..64; QPS falls about linearly with it")
+        if self.nprobe > self.nlist:
+            raise ConfigError(f"nprobe {self.nprobe} is larger than nlist {self.nlist}",
+                              fix="choose nprobe <= nlist")
+        _int_in("rerank", self.rerank, 0, 64,
+                "rerank=0 turns exact re-ranking off; 2..8 re-ranks that many candidates per hit")
+        if isinstance(self.compact_at, bool) or not isinstance(self.compact_at, int | float) \
+                or not 0.0 < float(self.compact_at) <= 1.0:
+            raise ConfigError(f"compact_at must be a share in (0, 1], got {self.compact_at!r}",
+                              fix="compact_at=0.2 rebuilds once 20% of the vectors are deleted")
+        self.compact_at = float(self.compact_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the saved settings file."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexParams:
+        """Settings from a saved file; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown index settings {unknown}", fix=f"use only {sorted(known)}")
+        return cls(**data)
+
+
+def faiss_metric(metric: str) -> int:
+    """The faiss metric constant for a cpuai metric name (cosine is inner product on unit vectors)."""
+    import faiss
+
+    return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def needs_training(kind: str) -> bool:
+    """True for kinds whose quantizer or coarse lists must be trained before vectors are added."""
+    return kind in SQ8_KINDS
+
+
+def new_faiss_index(params: IndexParams) -> Any:
+    """An empty faiss index for ``params`` (untrained where the kind needs training)."""
+    import faiss
+
+    metric = faiss_metric(params.metric)
+    d = params.dim
+    if params.kind == "flat":
+        return faiss.IndexFlat(d, metric)
+    if params.kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, params.M, metric)
+    elif params.kind == "hnsw-sq8":
+        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, params.M, metric)
+    else:  # ivf-sq8
+        coarse = faiss.IndexFlat(d, metric)
+        index = faiss.IndexIVFScalarQuantizer(coarse, d, params.nlist, faiss.ScalarQuantizer.QT_8bit, metric)
+        index.nprobe = params.nprobe
+        return index
+    index.hnsw.efConstruction = params.ef_construction
+    index.hnsw.efSearch = params.ef_search
+    return index
+
+
+def search_params(params: IndexParams, k: int, selector: Any = None) -> Any:
+    """faiss per-call search parameters: ef_search / nprobe for this call, and an id selector."""
+    import faiss
+
+    if params.kind in HNSW_KINDS:
+        return faiss.SearchParametersHNSW(efSearch=max(params.ef_search, k), sel=selector)
+    if params.kind == "ivf-sq8":
+        return faiss.SearchParametersIVF(nprobe=params.nprobe, sel=selector)
+    return faiss.SearchParameters(sel=selector) if selector is not None else None
