@@ -1,7 +1,7 @@
 """Aggregate throughput of `cpuai launch` (N pinned single-thread instances) vs one N-thread process.
 
 Workload: float32 square matmuls in torch (matmul-heavy, like the dense layers of a model). Every
-process imports torch first, then all wait for one shared start time and count the matmuls they
+process imports torch and warms up, then all meet at a file barrier and count the matmuls they
 finish within the same window of D seconds, so start-up cost never enters the figures. Rows:
 
 - baseline: one process, ``torch.set_num_threads(N)``, not pinned (what a user runs by default);
@@ -21,21 +21,27 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 from cpuai import hardware, launch
 
 WORKER = r"""
 import json, os, sys, time
+from pathlib import Path
 import torch
-size, duration, start = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+size, duration, barrier, parties = int(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 a, b = torch.randn(size, size), torch.randn(size, size)
 for _ in range(3):
     a @ b
+# Barrier: every process waits until all are warm, then all start at the same instant.
+(barrier / f"ready-{os.getpid()}").touch()
+while len(list(barrier.glob("ready-*"))) < parties:
+    time.sleep(0.01)
+start = max(p.stat().st_mtime for p in barrier.glob("ready-*")) + 0.2
 while time.time() < start:
-    time.sleep(0.005)
+    time.sleep(0.002)
 n, t0 = 0, time.perf_counter()
 while time.perf_counter() - t0 < duration:
     a @ b
@@ -46,8 +52,8 @@ print(json.dumps({"matmuls": n, "seconds": time.perf_counter() - t0, "threads": 
 RESULTS = Path(__file__).parent / "results" / "launch_scaling.json"
 
 
-def _argv(size: int, duration: float, start: float) -> list[str]:
-    return [sys.executable, "-c", WORKER, str(size), str(duration), str(start)]
+def _argv(size: int, duration: float, barrier: str, parties: int) -> list[str]:
+    return [sys.executable, "-c", WORKER, str(size), str(duration), barrier, str(parties)]
 
 
 def _rate(reports: list[dict]) -> float:
@@ -55,37 +61,34 @@ def _rate(reports: list[dict]) -> float:
     return sum(r["matmuls"] / r["seconds"] for r in reports)
 
 
-def baseline(n: int, size: int, duration: float, lead: float) -> float:
-    """One process with n threads, not pinned."""
+def baseline(n: int, size: int, duration: float) -> float:
+    """One process with n threads, not pinned (n=1: the single-core reference)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(n)}
-    out = subprocess.run(
-        _argv(size, duration, time.time() + lead), env=env, capture_output=True, text=True, check=True
-    )
+    with tempfile.TemporaryDirectory() as barrier:
+        argv = _argv(size, duration, barrier, 1)
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     return _rate([json.loads(out.stdout)])
 
 
-def unpinned(n: int, size: int, duration: float, lead: float) -> float:
+def unpinned(n: int, size: int, duration: float) -> float:
     """n single-thread processes, not pinned."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    start = time.time() + lead
-    procs = [
-        subprocess.Popen(_argv(size, duration, start), env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(n)
-    ]
-    return _rate([json.loads(p.communicate()[0]) for p in procs])
+    with tempfile.TemporaryDirectory() as barrier:
+        argv = _argv(size, duration, barrier, n)
+        procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return _rate([json.loads(p.communicate()[0]) for p in procs])
 
 
-def launched(n: int, size: int, duration: float, lead: float) -> float:
+def launched(n: int, size: int, duration: float) -> float:
     """n pinned single-thread instances via cpuai.launch."""
     plans = launch.plan(ninstances=n)
     buf = io.StringIO()
-    code = launch.run(plans, _argv(size, duration, time.time() + lead), stdout=buf)
+    with tempfile.TemporaryDirectory() as barrier:
+        code = launch.run(plans, _argv(size, duration, barrier, n), stdout=buf)
     if code:
         raise SystemExit(f"launch failed with code {code}:\n{buf.getvalue()}")
-    reports = [
-        json.loads(line.split(" ", 1)[1]) for line in buf.getvalue().splitlines() if line.startswith("[")
-    ]
-    return _rate(reports)
+    lines = [line for line in buf.getvalue().splitlines() if line.startswith("[") and "{" in line]
+    return _rate([json.loads(line.split(" ", 1)[1]) for line in lines])
 
 
 def main() -> None:
@@ -97,40 +100,49 @@ def main() -> None:
     if n < 2:
         raise SystemExit("needs at least 2 usable physical cores")
     sizes, rounds, duration = ([256], 1, 1.0) if args.quick else ([128, 512], 3, 4.0)
-    lead = 3.0  # seconds for every process to import torch before the shared start
     rows = []
+    load_before = os.getloadavg()[0]
     for size in sizes:
-        samples: dict[str, list[float]] = {"baseline": [], "unpinned": [], "launch": []}
-        for _ in range(rounds):  # interleave the three so that load from others hits all of them
-            samples["baseline"].append(baseline(n, size, duration, lead))
-            samples["unpinned"].append(unpinned(n, size, duration, lead))
-            samples["launch"].append(launched(n, size, duration, lead))
+        samples: dict[str, list[float]] = {"single_core": [], "baseline": [], "unpinned": [], "launch": []}
+        for _ in range(rounds):  # interleave them so that load from others hits all of them
+            samples["single_core"].append(baseline(1, size, duration))
+            samples["baseline"].append(baseline(n, size, duration))
+            samples["unpinned"].append(unpinned(n, size, duration))
+            samples["launch"].append(launched(n, size, duration))
+            print(
+                f"size {size}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in samples.items()),
+                file=sys.stderr,
+            )
         med = {k: statistics.median(v) for k, v in samples.items()}
         rows.append(
             {
                 "size": size,
                 "gflop_per_matmul": 2 * size**3 / 1e9,
+                "single_core_matmuls_per_s": med["single_core"],
                 "baseline_matmuls_per_s": med["baseline"],
                 "unpinned_matmuls_per_s": med["unpinned"],
                 "launch_matmuls_per_s": med["launch"],
                 "launch_vs_baseline": med["launch"] / med["baseline"],
                 "launch_vs_unpinned": med["launch"] / med["unpinned"],
+                "baseline_scaling": med["baseline"] / (n * med["single_core"]),
+                "launch_scaling": med["launch"] / (n * med["single_core"]),
                 "samples": samples,
             }
         )
     print(
         f"{n} instances x 1 thread (cpuai launch) vs 1 process x {n} threads; median of {rounds} round(s), "
-        f"{duration:g} s windows"
+        f"{duration:g} s windows; load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'size':>6} {f'1x{n}T /s':>12} {'unpinned /s':>12} {'launch /s':>12} {'launch/1xNT':>12} "
-        f"{'launch/unpinned':>16}"
+        f"{'size':>5} {'1x1T /s':>9} {f'1x{n}T /s':>9} {'unpinned':>9} {'launch':>9} "
+        f"{'launch/1xNT':>11} {'launch/unpinned':>15} {'1xNT scaling':>12} {'launch scaling':>14}"
     )
     for r in rows:
         print(
-            f"{r['size']:>6} {r['baseline_matmuls_per_s']:>12.1f} {r['unpinned_matmuls_per_s']:>12.1f} "
-            f"{r['launch_matmuls_per_s']:>12.1f} {r['launch_vs_baseline']:>12.2f} "
-            f"{r['launch_vs_unpinned']:>16.2f}"
+            f"{r['size']:>5} {r['single_core_matmuls_per_s']:>9.1f} {r['baseline_matmuls_per_s']:>9.1f} "
+            f"{r['unpinned_matmuls_per_s']:>9.1f} {r['launch_matmuls_per_s']:>9.1f} "
+            f"{r['launch_vs_baseline']:>11.2f} {r['launch_vs_unpinned']:>15.2f} "
+            f"{r['baseline_scaling']:>12.2f} {r['launch_scaling']:>14.2f}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -141,6 +153,7 @@ def main() -> None:
                 "ninstances": n,
                 "duration_s": duration,
                 "rounds": rounds,
+                "load_average_before_after": [load_before, os.getloadavg()[0]],
                 "machine": hardware.current().summary(),
                 "command": "benchmarks/launch_scaling.py" + (" --quick" if args.quick else ""),
                 "rows": rows,

@@ -81,7 +81,7 @@ def test_predict_bad_inputs(digits_onnx_package, tmp_path, capsys):
     _one_line_error(capsys, ["predict", pkg, str(corrupt)], "broken.png", "corrupted or not an image")
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((2, 3, 32, 32), np.float32))  # three channels for a gray model
-    _one_line_error(capsys, ["predict", pkg, str(wrong), "--backend", "onnxruntime"], "dimension 1 is 3, expected 1")
+    _one_line_error(capsys, ["predict", pkg, str(wrong), "--backend", "onnxruntime"], "item has shape [3, 32, 32], expected [1, 32, 32]")
     _one_line_error(capsys, ["predict", pkg, str(corrupt), "--backend", "tensorrt"], "unknown backend 'tensorrt'")
     _one_line_error(capsys, ["predict", pkg, str(tmp_path / "nope.png")], "nope.png")
     missing = tmp_path / "missing"

@@ -645,8 +645,16 @@ def find_allocator(name: str, root: str | Path = "/") -> str | None:
         for lib in libs:
             p = d / lib
             if p.exists():
-                return str(p)
+                return _as_seen_on_machine(p, r)
     return None
+
+
+def _as_seen_on_machine(path: Path, root: Path) -> str:
+    """A path under a recorded tree as that machine sees it (``<root>/usr/bin/x`` -> ``/usr/bin/x``)."""
+    try:
+        return "/" + str(path.relative_to(root)) if root.resolve() != Path("/") else str(path)
+    except ValueError:
+        return str(path)
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -921,7 +929,7 @@ def _which(name: str, r: Path, live: bool) -> str | None:
         return shutil.which(name)
     for d in ("usr/bin", "bin", "usr/local/bin", "usr/sbin"):
         if (r / d / name).exists():
-            return str(r / d / name)
+            return _as_seen_on_machine(r / d / name, r)
     return None
 
 

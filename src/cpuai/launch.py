@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -51,8 +51,8 @@ class InstanceFailed(CpuaiError):
 
     def __init__(self, code: int, ninstances: int) -> None:
         super().__init__(
-            f"an instance of {ninstances} exited with code {code}",
-            fix="read its output above (lines prefixed [i]) or its log in --log-dir",
+            f"launch of {ninstances} instance(s) failed with exit code {code}",
+            fix="the [launch] line above names the instance; read its output (lines [i]) or --log-dir",
         )
         self.exit_code = code
 
@@ -311,7 +311,7 @@ def run(
     return failed[0][1] if failed else 0
 
 
-def _pinner(cpus: list[int]):  # type: ignore[no-untyped-def]
+def _pinner(cpus: list[int]) -> Callable[[], None]:
     def pin() -> None:
         os.sched_setaffinity(0, cpus)
 

@@ -1,8 +1,8 @@
 """Accuracy mode: the package's task metric on a data set, computed exactly as ``cpuai evaluate`` does.
 
 Both call ``cpuai.tasks.for_package(package).score(engine, dataset)``; this module only opens the
-data set (an image folder for image classification, a CSV for tabular models) and refuses
-packages whose task has no data-set metric.
+data set the way ``cpuai evaluate`` does (an image folder's readable images, or a CSV for tabular
+models) and refuses packages whose task has no data-set metric.
 """
 
 from __future__ import annotations
@@ -37,8 +37,16 @@ def open_dataset(package: ModelPackage, data: str | Path) -> Any:
         raise DataError(f"data {path} does not exist", fix="check the --data path")
     if package.manifest.task == "image-classification":
         from cpuai.data.imagefolder import ImageFolder
+        from cpuai.evaluate import readable_samples
 
-        return ImageFolder.open(path, classes=package.labels)
+        folder = ImageFolder.open(path, classes=package.labels)
+        good, _skipped = readable_samples(folder.samples)  # the same files cpuai evaluate scores
+        if not good:
+            raise DataError(
+                f"none of the {len(folder.samples)} images in {folder.root} can be read",
+                fix="check the files",
+            )
+        return [(str(p), y) for p, y in good]
     from cpuai.tasks import for_package
     from cpuai.tasks.tabular import csv_dataset
 

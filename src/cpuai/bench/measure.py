@@ -7,7 +7,7 @@ round medians agree within ``max_spread``, otherwise it reports the spread it sa
 
 from __future__ import annotations
 
-import threading
+import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -144,50 +144,30 @@ def measure_throughput(
     warm = max(budget.warmup, depth)
     _drain([engine.submit(feeds) for _ in range(warm)], engine)
     clock = time.perf_counter
-    lock = threading.Lock()
-    finished = threading.Event()
+    landed: queue.SimpleQueue[tuple[Future[Any], float, float]] = queue.SimpleQueue()
     latencies: list[float] = []
-    errors: list[BaseException] = []
-    state = {"submitted": 0, "lanes": depth}
     limit_n, limit_s = budget.iterations, budget.duration
 
     def launch() -> None:
+        # A completion only records the time; the next request is submitted from this thread, never
+        # from an engine's callback thread (OpenVINO's start_async would wait on the request in its callback).
         started = clock()
-        engine.submit(feeds).add_done_callback(lambda fut: landed(fut, started))
-
-    def landed(fut: Future[Any], started: float) -> None:
-        now = clock()
-        exc = fut.exception()
-        with lock:
-            if exc is not None:
-                errors.append(exc)
-            latencies.append(now - started)
-            more = exc is None and (
-                (limit_n is not None and state["submitted"] < limit_n)
-                or (limit_s is not None and now - t0 < limit_s)
-            )
-            if more:
-                state["submitted"] += 1
-            else:
-                state["lanes"] -= 1
-                if state["lanes"] == 0:
-                    finished.set()
-        if more:
-            launch()
+        engine.submit(feeds).add_done_callback(lambda fut: landed.put((fut, started, clock())))
 
     t0 = clock()
-    with lock:
-        state["submitted"] = depth
     for _ in range(depth):
         launch()
-    finished.wait()
+    submitted, outstanding = depth, depth
+    while outstanding:
+        fut, started, ended = landed.get()
+        outstanding -= 1
+        _result(fut, engine)
+        latencies.append(ended - started)
+        if (limit_n is not None and submitted < limit_n) or (limit_s is not None and ended - t0 < limit_s):
+            launch()
+            submitted += 1
+            outstanding += 1
     seconds = clock() - t0
-    if errors:
-        exc = errors[0]
-        raise EngineError(
-            f"{engine.backend} engine failed during the benchmark: {exc}",
-            fix="check the model with cpuai evaluate",
-        ) from exc
     lat = np.asarray(latencies) * 1e3
     return Throughput(
         batch=batch,

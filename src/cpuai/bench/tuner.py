@@ -356,7 +356,7 @@ def explain(
         if runner and runner.median_ms and best.median_ms:
             text += f" ({runner.median_ms / best.median_ms:.2f}× faster than {runner.config.label()})"
     else:
-        text = f"{best.config.label()} has the highest throughput, {best.samples_per_s:.4g} samples/s"
+        text = f"{best.config.label()} has the highest throughput, {best.samples_per_s:,.0f} samples/s"
         if runner and runner.samples_per_s and best.samples_per_s:
             text += f" ({best.samples_per_s / runner.samples_per_s:.2f}× {runner.config.label()})"
     if max_p99_ms is not None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cpuai.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cpuai.hardware import MachineInfo
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +47,7 @@ def doctor(
         console.print(t)
 
 
-def render(info):  # type: ignore[no-untyped-def]
+def render(info: MachineInfo) -> list[Table]:
     """The doctor report as rich renderables: machine, ISA, advice per goal, warnings, unknowns."""
     from cpuai.cli.output import table
     from cpuai.hardware import format_cpulist

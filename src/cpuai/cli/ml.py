@@ -10,12 +10,13 @@ ml_app = typer.Typer(help="Accelerated scikit-learn (scikit-learn-intelex) with 
                      no_args_is_help=True)
 
 
-def _report_console():  # type: ignore[no-untyped-def]
+def _wide_console(stderr: bool):  # type: ignore[no-untyped-def]
+    """A rich console that does not wrap wide tables at 80 columns when output is piped."""
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:
-        console = Console(stderr=True, highlight=False, width=160)
+        console = Console(stderr=stderr, highlight=False, width=180)
     return console
 
 
@@ -37,7 +38,7 @@ def run_command(
     from cpuai.ml.run import ScriptExit, run_script
 
     result = run_script(script, list(args or []), policy=policy, echo=echo)
-    console = _report_console()
+    console = _wide_console(stderr=True)
     if result.report is None:
         console.print(f"cpuai ml: the script exited with code {result.exit_code} before a report was written")
     else:
@@ -93,7 +94,7 @@ def bench_command(
     if json_out:
         print_json(result.to_dict())
         return
-    result.render(console)
+    result.render(_wide_console(stderr=False))
     if plot is not None:
         console.print(f"chart: {plot}")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+SHORT = {"onnxruntime": "ort", "openvino": "ov"}
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``tune`` verb."""
@@ -100,6 +102,7 @@ def tune(
             ],
         )
     )
+    console.print("ort = ONNX Runtime, ov = OpenVINO; t×s = threads per stream × streams")
     for r in rows:
         if r["status"] == "failed":
             console.print(

@@ -135,11 +135,13 @@ def _choose(stock: Timing, fast: Timing, mixed: tuple[list[str], Timing] | None)
     return {"allowed": allowed, "speedup": round(speedup, 4)}
 
 
-def calibrate(*, progress: Callable[[str], None] | None = None, repeats: int = 2) -> Calibration:
+def calibrate(*, progress: Callable[[str], None] | None = None, repeats: int = 2,
+              keys: list[str] | None = None) -> Calibration:
     """Time every workload stock and accelerated on this machine (about a minute on 2 busy cores).
 
     When fit and the predict-like method disagree (one faster, one slower), the mixed variant is
     timed too (only the faster method on oneDAL), because a stock fit can stop an accelerated predict.
+    ``keys`` limits it to some workloads (the others then stay stock under ``measured``).
     """
     from cpuai.ml import patching, timing, workloads
 
@@ -148,7 +150,8 @@ def calibrate(*, progress: Callable[[str], None] | None = None, repeats: int = 2
     patching.set_threads(threads)
     start = time.perf_counter()
     cal = Calibration(fingerprint=fingerprint(), created=time.time())
-    for w in workloads.all_workloads():
+    chosen = [workloads.by_key(k) for k in keys] if keys else workloads.all_workloads()
+    for w in chosen:
         if w.estimator not in items:
             continue
         if progress:

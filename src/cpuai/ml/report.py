@@ -83,13 +83,13 @@ class Report:
             console.print(table(title, ["estimator.method", "status", "calls", "accel", "fallback", "stock",
                                         "time s", "why"], rows))
         else:
-            console.print(f"{title}: no scikit-learn estimator covered by sklearnex was called")
+            console.print(f"{title}: no scikit-learn estimator covered by sklearnex was called", soft_wrap=True)
         policy = self.plan.get("policy", "?")
         line = f"policy: {policy}"
         cal = self.plan.get("calibration")
         if policy == "measured" and cal:
             line += f" (calibration {cal.get('path')}; accelerate where >= {self.plan.get('threshold')}x)"
-        console.print(line)
+        console.print(line, soft_wrap=True)
         used = {r.estimator for r in self.rows}
         for name, d in sorted(self.decisions.items()):
             short = name.rsplit(".", 1)[-1]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cpuai.errors import CpuaiError, EngineError, InvalidInput
+from cpuai.hardware import core_budget
 from cpuai.ml.policy import check_policy
 from cpuai.ml.report import Report
 
@@ -28,6 +29,9 @@ class RunResult:
 
     exit_code: int
     report: Report | None
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _error_class(name: str) -> type[CpuaiError]:
@@ -59,6 +63,9 @@ def run_script(script: Path, args: list[str], *, policy: str = "measured", echo:
         cmd += ["--", str(script), *args]
         child_env = dict(os.environ if env is None else env)
         child_env.pop("SKLEARNEX_VERBOSE", None)  # the tracker sets the logger level itself
+        budget = str(core_budget())
+        for var in _THREAD_VARS:  # an explicit budget for BLAS/OpenMP too, unless the user set one
+            child_env.setdefault(var, budget)
         sys.stdout.flush()
         sys.stderr.flush()
         proc = subprocess.run(cmd, env=child_env, check=False)

@@ -18,6 +18,17 @@ from cpuai.quantize.strategies import STRATEGIES
 from cpuai.quantize.tuner import StopRule, Trial, Tuner, quantize
 
 __all__ = [
-    "STRATEGIES", "OnnxRuntimeQuantizer", "OpenVinoQuantizer", "QuantConfig", "Samples", "StopRule", "Tolerance",
-    "Trial", "Tuner", "UserMetric", "load_samples", "make_quantizer", "quantize",
+    "STRATEGIES",
+    "OnnxRuntimeQuantizer",
+    "OpenVinoQuantizer",
+    "QuantConfig",
+    "Samples",
+    "StopRule",
+    "Tolerance",
+    "Trial",
+    "Tuner",
+    "UserMetric",
+    "load_samples",
+    "make_quantizer",
+    "quantize",
 ]

@@ -62,8 +62,16 @@ class QuantConfig:
             "static": ("preset", "fast_bias_correction", "smooth_quant"),
             "dynamic": ("activation", "calibrate", "preset", "fast_bias_correction", "smooth_quant"),
             "nncf": ("activation", "weight", "per_channel", "calibrate"),
-            "bf16": ("activation", "weight", "per_channel", "calibrate", "preset", "fast_bias_correction",
-                     "smooth_quant", "exclude"),
+            "bf16": (
+                "activation",
+                "weight",
+                "per_channel",
+                "calibrate",
+                "preset",
+                "fast_bias_correction",
+                "smooth_quant",
+                "exclude",
+            ),
         }[self.method]
         for name in ignored:
             object.__setattr__(self, name, _DEFAULTS[name])
@@ -80,7 +88,8 @@ class QuantConfig:
         """A short human label for tables, e.g. ``ort-static u8/s8 per-channel minmax +2 fp32``."""
         if self.method == "static":
             text = (
-                f"ort-static {self.activation}/{self.weight} {'per-channel' if self.per_channel else 'per-tensor'}"
+                f"ort-static {self.activation}/{self.weight}"
+                f" {'per-channel' if self.per_channel else 'per-tensor'}"
                 f" {self.calibrate}"
             )
         elif self.method == "dynamic":
@@ -99,13 +108,20 @@ class QuantConfig:
         """The knobs that matter for this method, for the report and the manifest."""
         data: dict[str, Any] = {"backend": self.backend, "method": self.method}
         if self.method == "static":
-            data.update(activation=self.activation, weight=self.weight, per_channel=self.per_channel,
-                        calibrate=self.calibrate)
+            data.update(
+                activation=self.activation,
+                weight=self.weight,
+                per_channel=self.per_channel,
+                calibrate=self.calibrate,
+            )
         elif self.method == "dynamic":
             data.update(weight=self.weight, per_channel=self.per_channel)
         elif self.method == "nncf":
-            data.update(preset=self.preset, fast_bias_correction=self.fast_bias_correction,
-                        smooth_quant=self.smooth_quant)
+            data.update(
+                preset=self.preset,
+                fast_bias_correction=self.fast_bias_correction,
+                smooth_quant=self.smooth_quant,
+            )
         data["exclude"] = list(self.exclude)
         return data
 
@@ -130,7 +146,7 @@ class Tolerance:
 
     @classmethod
     def parse(cls, text: str | float, *, relative: bool = False) -> Tolerance:
-        """Read ``"1%"``, ``"0.01"`` or ``0.01``; ConfigError for text that is not a number or out of range."""
+        """Read ``"1%"``, ``"0.01"`` or ``0.01``; ConfigError for a non-number or a value out of range."""
         raw = str(text).strip()
         try:
             value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
@@ -162,4 +178,3 @@ _DEFAULTS: dict[str, Any] = {
     f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)  # type: ignore[misc]
     for f in dataclasses.fields(QuantConfig)
 }
-

@@ -57,7 +57,9 @@ class Top1:
         return None
 
     def __call__(self, engine: Engine) -> float:
-        preds = np.concatenate([_first_output(engine, b, self.output).argmax(-1) for b in self.samples.batches])
+        preds = np.concatenate(
+            [_first_output(engine, b, self.output).argmax(-1) for b in self.samples.batches]
+        )
         return float(np.mean(preds == self.samples.targets[: len(preds)]))
 
 
@@ -68,8 +70,10 @@ class AUC:
 
     def __init__(self, samples: Samples, output: str | None = None) -> None:
         if samples.targets is None:
-            raise DataError(f"evaluation data {samples.source} has no labels, so AUC cannot be measured",
-                            fix="give an .npz with the feature arrays and 'y'")
+            raise DataError(
+                f"evaluation data {samples.source} has no labels, so AUC cannot be measured",
+                fix="give an .npz with the feature arrays and 'y'",
+            )
         self.samples = samples
         self.output = output
 
@@ -80,14 +84,22 @@ class AUC:
         from sklearn.metrics import roc_auc_score
 
         scores = np.concatenate(
-            [_first_output(engine, b, self.output).reshape(len(next(iter(b.values()))), -1)[:, -1]
-             for b in self.samples.batches]
+            [
+                _first_output(engine, b, self.output).reshape(len(next(iter(b.values()))), -1)[:, -1]
+                for b in self.samples.batches
+            ]
         )
         return float(roc_auc_score(self.samples.targets[: len(scores)], scores))
 
 
-def embeddings(engine: Engine, batch: dict[str, np.ndarray], *, pooling: str = "mean", normalize: bool = True,
-               mask_name: str = "attention_mask") -> np.ndarray:
+def embeddings(
+    engine: Engine,
+    batch: dict[str, np.ndarray],
+    *,
+    pooling: str = "mean",
+    normalize: bool = True,
+    mask_name: str = "attention_mask",
+) -> np.ndarray:
     """Sentence vectors from a text encoder's output: pooled token states (or an already pooled output)."""
     out = engine.infer(batch)
     pooled = [v for v in out.values() if np.asarray(v).ndim == 2]
@@ -111,12 +123,17 @@ class _Embedding:
     def __init__(self, samples: Samples, package: ModelPackage) -> None:
         text = package.manifest.preprocessing.text
         self.pooling = text.pooling if text is not None else "mean"
-        self.mask = text.input_names.get("attention_mask", "attention_mask") if text is not None else "attention_mask"
+        self.mask = (
+            text.input_names.get("attention_mask", "attention_mask") if text is not None else "attention_mask"
+        )
         self.samples = samples
 
     def _vectors(self, engine: Engine, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
         return np.concatenate(
-            [embeddings(engine, b, pooling=self.pooling, normalize=True, mask_name=self.mask) for b in batches]
+            [
+                embeddings(engine, b, pooling=self.pooling, normalize=True, mask_name=self.mask)
+                for b in batches
+            ]
         )
 
 
@@ -131,21 +148,25 @@ class EmbeddingCosine(_Embedding):
     def __call__(self, engine: Engine) -> float:
         ref = getattr(self, "reference_", None)
         if ref is None:
-            raise ConfigError("the cosine metric has no FP32 reference", fix="call reference(fp32_engine) first")
+            raise ConfigError(
+                "the cosine metric has no FP32 reference", fix="call reference(fp32_engine) first"
+            )
         got = self._vectors(engine, self.samples.batches)
         return float(np.mean(np.sum(ref * got, axis=1)))
 
 
 class RetrievalRecall(_Embedding):
-    """Recall@1 of query -> document search over the given pairs (each query's own document must rank first)."""
+    """Recall@1 of query -> document search over the pairs: each query's own document must rank first."""
 
     name = "recall@1"
 
     def __init__(self, samples: Samples, package: ModelPackage) -> None:
         super().__init__(samples, package)
         if not samples.pairs:
-            raise DataError(f"evaluation data {samples.source} has no query/document pairs",
-                            fix="write one 'query<TAB>document' per line")
+            raise DataError(
+                f"evaluation data {samples.source} has no query/document pairs",
+                fix="write one 'query<TAB>document' per line",
+            )
         from cpuai.quantize.samples import _preprocess
 
         self.doc_batches = _preprocess(package, [d for _, d in samples.pairs], samples.source, 32)
@@ -163,9 +184,13 @@ class RetrievalRecall(_Embedding):
 class UserMetric:
     """A user's own metric: ``fn(engine, samples) -> float`` (higher is better)."""
 
-    def __init__(self, fn: Callable[[Engine, Samples], float], samples: Samples, name: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[[Engine, Samples], float], samples: Samples, name: str | None = None
+    ) -> None:
         if not callable(fn):
-            raise ConfigError(f"the user metric {fn!r} is not callable", fix="pass a function fn(engine, samples) -> float")
+            raise ConfigError(
+                f"the user metric {fn!r} is not callable", fix="pass a function fn(engine, samples) -> float"
+            )
         self.fn = fn
         self.samples = samples
         self.name = name or getattr(fn, "__name__", "user_metric")
@@ -178,11 +203,15 @@ class UserMetric:
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"the user metric {self.name} returned {value!r}, not a number",
-                              fix="return one float, higher is better") from None
+            raise ConfigError(
+                f"the user metric {self.name} returned {value!r}, not a number",
+                fix="return one float, higher is better",
+            ) from None
 
 
-def metric_for(package: ModelPackage, samples: Samples, user: Callable[..., float] | Metric | None = None) -> Any:
+def metric_for(
+    package: ModelPackage, samples: Samples, user: Callable[..., float] | Metric | None = None
+) -> Any:
     """The metric for a package's task on ``samples``; ``user`` (a function or a Metric) wins when given."""
     if user is not None:
         if hasattr(user, "reference") and hasattr(user, "name"):
@@ -197,7 +226,8 @@ def metric_for(package: ModelPackage, samples: Samples, user: Callable[..., floa
     if task == "tabular":
         return AUC(samples, output)
     raise ConfigError(
-        f"package {package.path} has task '{task}', which has no accuracy metric, and no user metric was given",
+        f"package {package.path} has task '{task}', which has no accuracy metric, "
+        "and no user metric was given",
         fix="set the package's task (image-classification, text-embedding, tabular) or pass metric=fn "
         "(Python API: fn(engine, samples) -> float)",
     )

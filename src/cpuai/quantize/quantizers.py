@@ -10,6 +10,8 @@ They follow the scikit-learn shape: the constructor stores the source package an
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import tempfile
@@ -63,7 +65,9 @@ class Quantizer:
         model_names = set(pkgmod.MODEL_FILES[m.format])
         weights = m.architecture.weights if m.architecture else None
         step = pkgmod.LineageStep(
-            command="cpuai quantize", source=str(source.path), settings=self.config.to_dict(),
+            command="cpuai quantize",
+            source=str(source.path),
+            settings=self.config.to_dict(),
             results=dict(lineage or {}),
         )
         manifest = m.model_copy(
@@ -81,7 +85,12 @@ class Quantizer:
 
         def files(tmp: Path) -> None:
             for item in source.path.iterdir():
-                if item.name in model_names or item.name in (pkgmod.MANIFEST, pkgmod.LABELS, weights, "tuning.json"):
+                if item.name in model_names or item.name in (
+                    pkgmod.MANIFEST,
+                    pkgmod.LABELS,
+                    weights,
+                    "tuning.json",
+                ):
                     continue
                 if item.name.startswith("."):
                     continue
@@ -153,7 +162,8 @@ class OnnxRuntimeQuantizer(Quantizer):
 
         if self.package.manifest.format != "onnx":
             raise ModelError(
-                f"ONNX Runtime quantization needs an onnx package, {self.package.path} is {self.package.manifest.format}",
+                f"ONNX Runtime quantization needs an onnx package, {self.package.path} is "
+                f"{self.package.manifest.format}",
                 fix="use --backend openvino, or convert the package to ONNX with cpuai convert",
             )
         cfg = self.config
@@ -166,13 +176,18 @@ class OnnxRuntimeQuantizer(Quantizer):
                 convs = onnx_op_types(src) & CONV_OPS
                 if convs:
                     raise ConfigError(
-                        f"ONNX Runtime dynamic quantization refuses this model: it has {sorted(convs)} operators, "
-                        "and ONNX Runtime has no ConvInteger kernel on CPU, so INT8 would run slower than FP32",
+                        f"ONNX Runtime dynamic quantization refuses this model: it has {sorted(convs)} "
+                        "operators, and ONNX Runtime has no ConvInteger kernel on CPU, so INT8 would run "
+                        "slower than FP32",
                         fix="use static quantization (the default) or --backend openvino",
                     )
                 quantize_dynamic(
-                    str(src), str(out), op_types_to_quantize=["MatMul", "Gemm"], per_channel=cfg.per_channel,
-                    weight_type=qtype[cfg.weight], nodes_to_exclude=list(cfg.exclude),
+                    str(src),
+                    str(out),
+                    op_types_to_quantize=["MatMul", "Gemm"],
+                    per_channel=cfg.per_channel,
+                    weight_type=qtype[cfg.weight],
+                    nodes_to_exclude=list(cfg.exclude),
                     extra_options={"MatMulConstBOnly": True},
                 )
             else:
@@ -181,18 +196,30 @@ class OnnxRuntimeQuantizer(Quantizer):
                     "entropy": CalibrationMethod.Entropy,
                     "percentile": CalibrationMethod.Percentile,
                 }[cfg.calibrate]
-                quantize_static(
-                    str(src), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=cfg.per_channel, activation_type=qtype[cfg.activation], weight_type=qtype[cfg.weight],
-                    nodes_to_exclude=list(cfg.exclude), calibrate_method=method,
-                    calibration_providers=["CPUExecutionProvider"],
-                    extra_options={"ActivationSymmetric": cfg.activation == "s8", "CalibMovingAverage": False},
-                )
+                with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+                    quantize_static(
+                        str(src),
+                        str(out),
+                        _Reader(calibration),
+                        quant_format=QuantFormat.QDQ,
+                        per_channel=cfg.per_channel,
+                        activation_type=qtype[cfg.activation],
+                        weight_type=qtype[cfg.weight],
+                        nodes_to_exclude=list(cfg.exclude),
+                        calibrate_method=method,
+                        calibration_providers=["CPUExecutionProvider"],
+                        extra_options={
+                            "ActivationSymmetric": cfg.activation == "s8",
+                            "CalibMovingAverage": False,
+                        },
+                    )
         except ConfigError:
             raise
         except Exception as err:
-            raise EngineError(f"ONNX Runtime could not quantize {self.package.path} with {cfg.label()}: {err}",
-                              fix="try another strategy or backend; rerun with --debug for details") from err
+            raise EngineError(
+                f"ONNX Runtime could not quantize {self.package.path} with {cfg.label()}: {err}",
+                fix="try another strategy or backend; rerun with --debug for details",
+            ) from err
         self._model_path = out
         self.source_model_ = src
         return self
@@ -230,14 +257,19 @@ class OpenVinoQuantizer(Quantizer):
 
     def _nncf(self, model: Any, calibration: Samples) -> Any:
         import nncf
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+        from nncf.quantization.advanced_parameters import (
+            AdvancedQuantizationParameters,
+            AdvancedSmoothQuantParameters,
+        )
 
         logging.getLogger("nncf").setLevel(logging.WARNING)
         cfg = self.config
         rows = list(calibration.rows())
         transformer = self.package.manifest.task == "text-embedding" or cfg.smooth_quant is not None
         kwargs: dict[str, Any] = {
-            "preset": nncf.QuantizationPreset.MIXED if cfg.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
+            "preset": nncf.QuantizationPreset.MIXED
+            if cfg.preset == "mixed"
+            else nncf.QuantizationPreset.PERFORMANCE,
             "subset_size": len(rows),
             "fast_bias_correction": cfg.fast_bias_correction,
         }
@@ -252,8 +284,10 @@ class OpenVinoQuantizer(Quantizer):
         try:
             return nncf.quantize(model, nncf.Dataset(rows), **kwargs)
         except Exception as err:
-            raise EngineError(f"NNCF could not quantize {self.package.path} with {cfg.label()}: {err}",
-                              fix="try another strategy or --backend onnxruntime; rerun with --debug") from err
+            raise EngineError(
+                f"NNCF could not quantize {self.package.path} with {cfg.label()}: {err}",
+                fix="try another strategy or --backend onnxruntime; rerun with --debug",
+            ) from err
 
     def _outputs(self, main: Path) -> list[Path]:
         return [main, main.with_suffix(".bin")]

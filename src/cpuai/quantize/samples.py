@@ -22,7 +22,7 @@ TEXT_SUFFIXES = (".txt", ".text", ".tsv")
 
 @dataclass
 class Samples:
-    """Model feeds in batches, with targets (class labels) or texts (sentences, query/doc pairs) when known."""
+    """Model feeds in batches, with targets (class labels) or texts (sentences, query/doc pairs)."""
 
     batches: list[dict[str, np.ndarray]]
     source: str
@@ -92,7 +92,9 @@ def _from_arrays(package: ModelPackage, path: Path, limit: int | None, batch_siz
     try:
         loaded: Any = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err}", fix="give an .npy array or an .npz archive made by numpy") from None
+        raise DataError(
+            f"cannot read {path}: {err}", fix="give an .npy array or an .npz archive made by numpy"
+        ) from None
     targets = None
     if isinstance(loaded, np.ndarray):
         if len(package.manifest.inputs) != 1:
@@ -108,10 +110,16 @@ def _from_arrays(package: ModelPackage, path: Path, limit: int | None, batch_siz
             if key in arrays:
                 targets = np.asarray(arrays.pop(key))
                 break
-        if "x" in arrays and len(package.manifest.inputs) == 1 and package.manifest.inputs[0].name not in arrays:
+        if (
+            "x" in arrays
+            and len(package.manifest.inputs) == 1
+            and package.manifest.inputs[0].name not in arrays
+        ):
             arrays = {package.manifest.inputs[0].name: arrays.pop("x")}
     if not arrays or any(a.ndim == 0 or a.shape[0] == 0 for a in arrays.values()):
-        raise DataError(f"data {path} is empty (no samples)", fix="give at least one sample; 100-300 is typical")
+        raise DataError(
+            f"data {path} is empty (no samples)", fix="give at least one sample; 100-300 is typical"
+        )
     if limit is not None:
         arrays = {k: v[:limit] for k, v in arrays.items()}
         targets = None if targets is None else targets[:limit]
@@ -119,7 +127,9 @@ def _from_arrays(package: ModelPackage, path: Path, limit: int | None, batch_siz
     return Samples(batches=_split(arrays, batch_size), source=str(path), targets=targets)
 
 
-def _preprocess(package: ModelPackage, items: Sequence[Any], source: str, batch_size: int) -> list[dict[str, np.ndarray]]:
+def _preprocess(
+    package: ModelPackage, items: Sequence[Any], source: str, batch_size: int
+) -> list[dict[str, np.ndarray]]:
     from cpuai.tasks import for_package
 
     task = for_package(package)
@@ -141,7 +151,9 @@ def _from_images(package: ModelPackage, path: Path, limit: int | None, batch_siz
         samples = [samples[i] for i in sorted(order)]
     items = [p.read_bytes() for p, _ in samples]
     batches = _preprocess(package, items, str(path), batch_size)
-    return Samples(batches=batches, source=str(path), targets=np.array([c for _, c in samples], dtype=np.int64))
+    return Samples(
+        batches=batches, source=str(path), targets=np.array([c for _, c in samples], dtype=np.int64)
+    )
 
 
 def _from_text(package: ModelPackage, path: Path, limit: int | None, batch_size: int) -> Samples:
@@ -176,7 +188,9 @@ def load_samples(
         return source
     path = Path(source)
     if not path.exists():
-        raise DataError(f"data {path} does not exist", fix="give an image folder, a .txt file of sentences, or .npy/.npz")
+        raise DataError(
+            f"data {path} does not exist", fix="give an image folder, a .txt file of sentences, or .npy/.npz"
+        )
     if path.is_dir():
         samples = _from_images(package, path, limit, batch_size, seed)
     elif path.suffix in (".npy", ".npz"):
@@ -189,5 +203,7 @@ def load_samples(
             fix="give an image folder, a .txt file (one sentence per line) or a .npy/.npz array file",
         )
     if len(samples) == 0:
-        raise DataError(f"data {path} is empty (no samples)", fix="give at least one sample; 100-300 is typical")
+        raise DataError(
+            f"data {path} is empty (no samples)", fix="give at least one sample; 100-300 is typical"
+        )
     return samples

@@ -1,8 +1,9 @@
-"""Per-layer sensitivity: run the FP32 and the quantized model with intermediate outputs, rank layers by error.
+"""Per-layer sensitivity: run FP32 and quantized models with intermediate outputs, rank layers by error.
 
 Each compute operator (Conv, MatMul, Gemm, and for ONNX Runtime every operator whose output
-gets quantized; OpenVINO Convolution, MatMul) is matched between the two graphs by name, its
-output compared on a few calibration samples, and the operators ranked by ``nmse`` (error
+gets quantized; OpenVINO Convolution, MatMul and every operator fed by a FakeQuantize) is
+matched between the two graphs by name, its output compared on a few calibration samples, and
+the operators ranked by ``nmse`` (error
 relative to each channel's FP32 energy, averaged over channels; the default for ``basic``) or
 plain ``mse`` (for the ``mse`` strategy). The names are the ones the quantizer's fallback takes
 (``nodes_to_exclude`` for ONNX Runtime, ``IgnoredScope(names=...)`` for NNCF).
@@ -47,7 +48,9 @@ def _channels(arrays: list[np.ndarray]) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
-def _accumulate(pairs: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> dict[str, tuple[float, float]]:
+def _accumulate(
+    pairs: dict[str, tuple[list[np.ndarray], list[np.ndarray]]],
+) -> dict[str, tuple[float, float]]:
     """Per operator: plain MSE, and the error relative to each channel's own energy, averaged over channels.
 
     The per-channel form keeps one outlier channel (a huge activation range) from hiding that every
@@ -94,7 +97,9 @@ def _onnx_matches(fp32: Any, quant: Any) -> dict[str, tuple[str, str, str]]:
                 matches[node.name] = (node.op_type, ref, q_out)
                 continue
         if qn is not None and node.output[0] in q_tensors:
-            q_out = node.output[0] + _DQ_SUFFIX if node.output[0] + _DQ_SUFFIX in q_tensors else node.output[0]
+            q_out = (
+                node.output[0] + _DQ_SUFFIX if node.output[0] + _DQ_SUFFIX in q_tensors else node.output[0]
+            )
             matches[node.name] = (node.op_type, node.output[0], q_out)
     # an operator the quantizer removed (a Relu folded into its Conv) must not shadow the one that stayed
     seen: set[str] = set()
@@ -149,7 +154,9 @@ def _ov_run(model: Any, names: list[str], samples: Samples, threads: int) -> dic
     model = model.clone()
     ops = {op.get_friendly_name(): op for op in model.get_ops()}
     added = model.add_outputs([ops[n].output(0) for n in names])
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(
+        model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+    )
     ports = [compiled.output(o.get_any_name()) for o in added]
     request = compiled.create_infer_request()
     res: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -179,10 +186,16 @@ def _probe(op: Any) -> Any:
 def openvino_sensitivity(fp32_model: Any, quant_model: Any, samples: Samples) -> list[LayerError]:
     """Rank the compute operators of an OpenVINO model by how much NNCF quantization changed their outputs."""
     quant_ops = {op.get_friendly_name(): op.get_type_name() for op in quant_model.get_ops()}
+    # every op NNCF put a FakeQuantize in front of is one the ignored scope can keep in FP32
+    fed_by_fq = {
+        op.get_friendly_name()
+        for op in quant_model.get_ops()
+        if any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+    }
     probes: dict[str, tuple[str, str]] = {}
     for op in fp32_model.get_ops():
         name, kind = op.get_friendly_name(), op.get_type_name()
-        if kind in OPENVINO_COMPUTE_OPS and quant_ops.get(name) == kind:
+        if (kind in OPENVINO_COMPUTE_OPS or name in fed_by_fq) and quant_ops.get(name) == kind:
             probe = _probe(op).get_friendly_name()
             if probe in quant_ops:
                 probes[name] = (kind, probe)

@@ -33,7 +33,9 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def choose_backend(package: ModelPackage, backend: str = "auto") -> str:
     """``auto``: OpenVINO for IR packages and, when installed, for ONNX ones; else ONNX Runtime."""
     if backend not in BACKEND_CHOICES:
-        raise ConfigError(f"unknown quantization backend {backend!r}", fix=f"use one of: {', '.join(BACKEND_CHOICES)}")
+        raise ConfigError(
+            f"unknown quantization backend {backend!r}", fix=f"use one of: {', '.join(BACKEND_CHOICES)}"
+        )
     fmt = package.manifest.format
     if fmt == "torchscript":
         raise ConfigError(
@@ -44,11 +46,15 @@ def choose_backend(package: ModelPackage, backend: str = "auto") -> str:
     if backend == "auto":
         return "openvino" if fmt == "openvino" or has_ov else "onnxruntime"
     if backend == "onnxruntime" and fmt != "onnx":
-        raise ConfigError(f"--backend onnxruntime needs an onnx package; {package.path} is {fmt}",
-                          fix="use --backend openvino")
+        raise ConfigError(
+            f"--backend onnxruntime needs an onnx package; {package.path} is {fmt}",
+            fix="use --backend openvino",
+        )
     if backend == "openvino" and not has_ov:
-        raise DependencyError("the OpenVINO backend needs 'openvino' and 'nncf'",
-                              fix="install them with: pip install 'cpuai[engines]'")
+        raise DependencyError(
+            "the OpenVINO backend needs 'openvino' and 'nncf'",
+            fix="install them with: pip install 'cpuai[engines]'",
+        )
     return backend
 
 
@@ -69,12 +75,25 @@ def space_for(package: ModelPackage, backend: str, *, int8_only: bool = False) -
     if backend == "onnxruntime":
         if transformer:
             default = QuantConfig(backend="onnxruntime", method="dynamic", weight="s8", per_channel=True)
-            dims = {"method": ("dynamic", "static"), "per_channel": (True, False), "calibrate": ("minmax", "percentile")}
+            dims = {
+                "method": ("dynamic", "static"),
+                "per_channel": (True, False),
+                "calibrate": ("minmax", "percentile"),
+            }
         else:
-            default = QuantConfig(backend="onnxruntime", method="static", activation="u8", weight="s8",
-                                  per_channel=True, calibrate="minmax")
-            dims = {"per_channel": (True, False), "calibrate": ("minmax", "percentile", "entropy"),
-                    "activation": ("u8", "s8")}
+            default = QuantConfig(
+                backend="onnxruntime",
+                method="static",
+                activation="u8",
+                weight="s8",
+                per_channel=True,
+                calibrate="minmax",
+            )
+            dims = {
+                "per_channel": (True, False),
+                "calibrate": ("minmax", "percentile", "entropy"),
+                "activation": ("u8", "s8"),
+            }
         return Space(default=default, dims={**dims, **fallback})
     default = QuantConfig(backend="openvino", method="nncf", preset="performance")
     dims = {"preset": ("performance", "mixed"), "fast_bias_correction": (True, False)}

@@ -41,7 +41,9 @@ def latency_ms(engine: Engine, feeds: dict[str, np.ndarray], *, runs: int = 30, 
     return float(np.median(times) * 1000.0)
 
 
-def throughput(engine: Engine, feeds: dict[str, np.ndarray], *, batch: int = 32, runs: int = 8, warmup: int = 2) -> float:
+def throughput(
+    engine: Engine, feeds: dict[str, np.ndarray], *, batch: int = 32, runs: int = 8, warmup: int = 2
+) -> float:
     """Items per second at ``batch`` items per ``infer`` (median over ``runs``)."""
     many = tile(feeds, batch)
     for _ in range(warmup):
@@ -54,8 +56,14 @@ def throughput(engine: Engine, feeds: dict[str, np.ndarray], *, batch: int = 32,
     return float(batch / np.median(times))
 
 
-def measure(engine: Engine, feeds: dict[str, np.ndarray], *, with_throughput: bool = False, batch: int = 32,
-            runs: int = 30) -> Speed:
+def measure(
+    engine: Engine,
+    feeds: dict[str, np.ndarray],
+    *,
+    with_throughput: bool = False,
+    batch: int = 32,
+    runs: int = 30,
+) -> Speed:
     """Latency, and throughput when asked for."""
     lat = latency_ms(engine, feeds, runs=runs)
     tput = throughput(engine, feeds, batch=batch, runs=max(3, runs // 4)) if with_throughput else None

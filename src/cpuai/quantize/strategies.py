@@ -78,7 +78,7 @@ class SearchContext:
         return self._rankings[by]
 
     def config(self, point: dict[str, Any], by: str = "nmse") -> QuantConfig:
-        """The config for a point of the space (``fallback`` = k keeps the k most sensitive operators in FP32)."""
+        """The config for a point of the space (``fallback`` = k keeps the k most sensitive ops in FP32)."""
         changes = {k: v for k, v in point.items() if k != FALLBACK}
         k = int(point.get(FALLBACK, 0))
         exclude = tuple(self.ranking(by)[:k]) if k else ()

@@ -62,10 +62,17 @@ class Trial:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "trial": self.index, "label": self.config.label(), "config": self.config.to_dict(),
-            "metric": self.metric, "delta": self.delta, "within_tolerance": self.within,
-            "latency_ms": self.latency_ms, "throughput": self.throughput, "size_bytes": self.size_bytes,
-            "seconds": round(self.seconds, 3), "error": self.error,
+            "trial": self.index,
+            "label": self.config.label(),
+            "config": self.config.to_dict(),
+            "metric": self.metric,
+            "delta": self.delta,
+            "within_tolerance": self.within,
+            "latency_ms": self.latency_ms,
+            "throughput": self.throughput,
+            "size_bytes": self.size_bytes,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
         }
 
 
@@ -91,9 +98,13 @@ class StopRule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_trials, int) or self.max_trials < 1:
-            raise ConfigError(f"max trials must be 1 or more, got {self.max_trials!r}", fix="pass --max-trials 1 or more")
+            raise ConfigError(
+                f"max trials must be 1 or more, got {self.max_trials!r}", fix="pass --max-trials 1 or more"
+            )
         if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {self.timeout!r}", fix="pass e.g. --timeout 10m")
+            raise ConfigError(
+                f"timeout must be positive, got {self.timeout!r}", fix="pass e.g. --timeout 10m"
+            )
         if self.mode not in ("first", "best"):
             raise ConfigError(f"unknown stop mode {self.mode!r}", fix="use first or best")
 
@@ -184,8 +195,9 @@ class Tuner:
         try:
             metric.reference(fp32)
             speed = measure(fp32, self._feed, with_throughput=self.objective == "throughput")
-            self.baseline_ = Baseline(backend, metric(fp32), speed.latency_ms, speed.throughput,
-                                      self.package.size_bytes())
+            self.baseline_ = Baseline(
+                backend, metric(fp32), speed.latency_ms, speed.throughput, self.package.size_bytes()
+            )
         finally:
             fp32.close()
         floor = self.tolerance.floor(self.baseline_.metric)
@@ -197,7 +209,9 @@ class Tuner:
         def ranker(by: str) -> list[str]:
             from cpuai.quantize.sensitivity import rank_layers
 
-            q = self._quantizers.get(space.default) or make_quantizer(self.package, space.default).fit(calibration)
+            q = self._quantizers.get(space.default) or make_quantizer(self.package, space.default).fit(
+                calibration
+            )
             self._quantizers[space.default] = q
             ranked = rank_layers(q, calibration.head(SENSITIVITY_SAMPLES), by=by)
             self.sensitivity_ = [e.to_dict() for e in ranked]
@@ -226,8 +240,9 @@ class Tuner:
         self.report_ = self._report(floor)
         return self
 
-    def _trial(self, index: int, config: QuantConfig, calibration: Samples, metric: Any, floor: float,
-               threads: int) -> Trial:
+    def _trial(
+        self, index: int, config: QuantConfig, calibration: Samples, metric: Any, floor: float, threads: int
+    ) -> Trial:
         from cpuai.runtime import load
 
         trial = Trial(index=index, config=config)
@@ -242,8 +257,13 @@ class Tuner:
                 quantizer.close()
             trial.path = saved.path
             trial.size_bytes = saved.size_bytes()
-            engine = load(saved, backend=config.backend, threads=threads, streams=1,
-                          precision="bf16" if config.method == "bf16" else None)
+            engine = load(
+                saved,
+                backend=config.backend,
+                threads=threads,
+                streams=1,
+                precision="bf16" if config.method == "bf16" else None,
+            )
             trial.metric = float(metric(engine))
             trial.delta = trial.metric - self.baseline_.metric
             trial.within = trial.metric >= floor - 1e-12
@@ -275,8 +295,10 @@ class Tuner:
         done = [t for t in self.trials_ if t.metric is not None]
         if not done:
             errors = "; ".join(f"trial {t.index} ({t.config.label()}): {t.error}" for t in self.trials_)
-            raise EngineError(f"no candidate could be quantized and measured: {errors}",
-                              fix="try another --backend or --strategy; rerun with --debug for details")
+            raise EngineError(
+                f"no candidate could be quantized and measured: {errors}",
+                fix="try another --backend or --strategy; rerun with --debug for details",
+            )
         within = [t for t in done if t.within]
         if within:
             best = within[0] if self.mode == "first" else max(within, key=self._speedup)
@@ -292,8 +314,10 @@ class Tuner:
 
         best = self.best_
         speeds = {}
-        for name, pkg, precision in (("fp32", self.package, None),
-                                     ("chosen", pkgmod.read(best.path), "bf16" if best.config.method == "bf16" else None)):
+        for name, pkg, precision in (
+            ("fp32", self.package, None),
+            ("chosen", pkgmod.read(best.path), "bf16" if best.config.method == "bf16" else None),
+        ):
             engine = load(pkg, backend=best.config.backend, threads=threads, streams=1, precision=precision)
             try:
                 speeds[name] = measure(engine, self._feed, with_throughput=True, runs=40)
@@ -301,16 +325,27 @@ class Tuner:
                 engine.close()
         f, c = speeds["fp32"], speeds["chosen"]
         self.speed_ = {
-            "backend": best.config.backend, "threads": threads, "batch": c.batch,
-            "fp32_latency_ms": f.latency_ms, "latency_ms": c.latency_ms, "latency_speedup": f.latency_ms / c.latency_ms,
-            "fp32_throughput": f.throughput, "throughput": c.throughput,
+            "backend": best.config.backend,
+            "threads": threads,
+            "batch": c.batch,
+            "fp32_latency_ms": f.latency_ms,
+            "latency_ms": c.latency_ms,
+            "latency_speedup": f.latency_ms / c.latency_ms,
+            "fp32_throughput": f.throughput,
+            "throughput": c.throughput,
             "throughput_speedup": (c.throughput or 0) / (f.throughput or 1),
         }
-        self.speed_["faster"] = self.speed_["latency_speedup"] > 1.0 and self.speed_["throughput_speedup"] > 1.0
+        self.speed_["faster"] = (
+            self.speed_["latency_speedup"] > 1.0 and self.speed_["throughput_speedup"] > 1.0
+        )
         if not self.speed_["faster"]:
-            log.warning("the chosen %s candidate is not faster than FP32 on this CPU (batch-1 x%.2f, batch-%d x%.2f)",
-                        best.config.precision, self.speed_["latency_speedup"], c.batch,
-                        self.speed_["throughput_speedup"])
+            log.warning(
+                "the chosen %s candidate is not faster than FP32 on this CPU (batch-1 x%.2f, batch-%d x%.2f)",
+                best.config.precision,
+                self.speed_["latency_speedup"],
+                c.batch,
+                self.speed_["throughput_speedup"],
+            )
 
     # -- the result -------------------------------------------------------------------------------
 
@@ -319,51 +354,80 @@ class Tuner:
         b, t = self.baseline_, self.best_
         tol = self.tolerance.describe()
         if self.met_:
-            return (f"tolerance {tol} met: {self.metric_name_} {t.metric:.4f} vs FP32 {b.metric:.4f} "
-                    f"(delta {t.delta:+.4f}, {self.margin_:.4f} to spare) with {t.config.label()}")
-        return (f"tolerance {tol} NOT met: the closest candidate, {t.config.label()}, has {self.metric_name_} "
-                f"{t.metric:.4f} vs FP32 {b.metric:.4f} (delta {t.delta:+.4f}), missing the tolerance by "
-                f"{-self.margin_:.4f}; it was saved anyway")
+            return (
+                f"tolerance {tol} met: {self.metric_name_} {t.metric:.4f} vs FP32 {b.metric:.4f} "
+                f"(delta {t.delta:+.4f}, {self.margin_:.4f} to spare) with {t.config.label()}"
+            )
+        return (
+            f"tolerance {tol} NOT met: the closest candidate, {t.config.label()}, has {self.metric_name_} "
+            f"{t.metric:.4f} vs FP32 {b.metric:.4f} (delta {t.delta:+.4f}), missing the tolerance by "
+            f"{-self.margin_:.4f}; it was saved anyway"
+        )
 
     def _report(self, floor: float) -> dict[str, Any]:
         return {
             "metric": self.metric_name_,
             "tolerance": {"value": self.tolerance.value, "relative": self.tolerance.relative, "floor": floor},
-            "strategy": self.strategy, "mode": self.mode, "objective": self.objective,
-            "backend": self.backend_, "int8_only": self.int8_only, "max_trials": self.max_trials,
+            "strategy": self.strategy,
+            "mode": self.mode,
+            "objective": self.objective,
+            "backend": self.backend_,
+            "int8_only": self.int8_only,
+            "max_trials": self.max_trials,
             "timeout_s": self.timeout,
             "baseline": asdict(self.baseline_),
             "trials": [t.to_dict() for t in self.trials_],
             "sensitivity": self.sensitivity_,
-            "choice": {"trial": self.best_.index, "label": self.best_.config.label(),
-                       "config": self.best_.config.to_dict(), "metric": self.best_.metric},
-            "tolerance_met": self.met_, "margin": self.margin_, "message": self.message(),
-            "speed": self.speed_, "stopped": self.stopped_, "wall_seconds": round(self.seconds_, 2),
+            "choice": {
+                "trial": self.best_.index,
+                "label": self.best_.config.label(),
+                "config": self.best_.config.to_dict(),
+                "metric": self.best_.metric,
+            },
+            "tolerance_met": self.met_,
+            "margin": self.margin_,
+            "message": self.message(),
+            "speed": self.speed_,
+            "stopped": self.stopped_,
+            "wall_seconds": round(self.seconds_, 2),
         }
 
     def save(self, dest: str | Path) -> ModelPackage:
-        """Write the chosen candidate to ``dest`` with the report in its lineage, metrics and ``tuning.json``."""
+        """Write the chosen candidate to ``dest``; the report goes in lineage, metrics and ``tuning.json``."""
         best = self.best_
         if best.path is None:
             raise EngineError("the chosen candidate has no saved model", fix="rerun the tuning")
         chosen = pkgmod.read(best.path)
         (chosen.path / TUNING_FILE).write_text(json.dumps(self.report_, indent=2, default=str))
         m = chosen.manifest
-        step = m.lineage[-1].model_copy(update={
-            "settings": {"strategy": self.strategy, "mode": self.mode, "objective": self.objective,
-                         "tolerance": self.tolerance.describe(), "backend": self.backend_,
-                         "max_trials": self.max_trials, "timeout_s": self.timeout, "int8_only": self.int8_only,
-                         "config": best.config.to_dict()},
-            "results": self.report_,
-        })
+        step = m.lineage[-1].model_copy(
+            update={
+                "settings": {
+                    "strategy": self.strategy,
+                    "mode": self.mode,
+                    "objective": self.objective,
+                    "tolerance": self.tolerance.describe(),
+                    "backend": self.backend_,
+                    "max_trials": self.max_trials,
+                    "timeout_s": self.timeout,
+                    "int8_only": self.int8_only,
+                    "config": best.config.to_dict(),
+                },
+                "results": self.report_,
+            }
+        )
         name = self.metric_name_
         metrics = dict(m.metrics)
-        metrics.update({
-            name: float(best.metric), f"fp32_{name}": float(self.baseline_.metric),
-            "latency_ms": float(self.speed_["latency_ms"]), "throughput": float(self.speed_["throughput"] or 0),
-            "latency_speedup": float(self.speed_["latency_speedup"]),
-            "throughput_speedup": float(self.speed_["throughput_speedup"]),
-        })
+        metrics.update(
+            {
+                name: float(best.metric),
+                f"fp32_{name}": float(self.baseline_.metric),
+                "latency_ms": float(self.speed_["latency_ms"]),
+                "throughput": float(self.speed_["throughput"] or 0),
+                "latency_speedup": float(self.speed_["latency_speedup"]),
+                "throughput_speedup": float(self.speed_["throughput_speedup"]),
+            }
+        )
         out = pkgmod.copy_with(chosen, dest, metrics=metrics, lineage=[*m.lineage[:-1], step])
         return out
 

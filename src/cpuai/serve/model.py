@@ -235,8 +235,11 @@ class ServedModel:
         else:
             key = tuple((n, a.shape[1:]) for n, a in feeds.items())
         task = self.task
+        text = bool(self._pad_inputs)
 
         def finish(outputs: dict[str, np.ndarray]) -> Any:
+            if text:  # pooling needs this request's own attention mask
+                return task.postprocess(outputs, top_k=top_k, feeds=feeds)[0]
             return task.postprocess(outputs, top_k=top_k)[0]
 
         return await self.queue.put(_Item(feeds, 1, length, finish), rows=1, key=key)

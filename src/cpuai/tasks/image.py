@@ -1,8 +1,8 @@
 """Image classification: raw images to the tensor the manifest describes, logits to top-k labels.
 
 An item is image bytes, a ``PIL.Image``, a path to an image file, or a numpy array. A float array
-already shaped like one model input (e.g. 1×32×32) is taken as preprocessed; any other array is
-pixels (H×W or H×W×C, 0..255) and goes through the same resize and normalisation as a file.
+is a preprocessed tensor and must have the shape of one model input (e.g. 1×32×32); an integer
+array is pixels (H×W or H×W×3, 0..255) and goes through the same resize and normalisation as a file.
 """
 
 from __future__ import annotations
@@ -99,15 +99,19 @@ class ImageClassification:
     def _array(self, arr: np.ndarray) -> np.ndarray:
         from PIL import Image
 
-        if arr.shape == self.item_shape and arr.dtype.kind == "f":
+        if arr.dtype.kind == "f":  # a preprocessed tensor: it must fit one model input exactly
+            if arr.shape != self.item_shape:
+                raise InvalidInput(
+                    f"input '{self.input.name}' item has shape {list(arr.shape)}, expected {list(self.item_shape)}",
+                    fix="pass preprocessed float arrays of the model's input shape, or uint8 pixels to resize",
+                )
             return arr.astype(np.float32, copy=False)
-        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-            arr = arr.transpose(1, 2, 0)  # CHW pixels to HWC
         if arr.ndim == 3 and arr.shape[-1] == 1:
             arr = arr[:, :, 0]
-        if arr.ndim not in (2, 3):
-            raise InvalidInput(f"image array has shape {list(arr.shape)}; expected H×W, H×W×C or {list(self.item_shape)}",
-                               fix="pass one image per item")
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+            raise InvalidInput(f"pixel array has shape {list(arr.shape)}; expected H×W or H×W×3",
+                               fix="pass one image per item (uint8 pixels) or a float tensor "
+                                   f"{list(self.item_shape)}")
         return self._pixels(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
 
     def tensor(self, item: Any) -> np.ndarray:

@@ -4,7 +4,13 @@
 knobs; ``embedding`` turns texts into vectors through ``cpuai.runtime``; ``routes`` serves indexes.
 """
 
-from cpuai.vectors.index import VectorIndex
-from cpuai.vectors.kinds import KINDS, METRICS, IndexParams
+import logging
+
+# faiss's loader logs its SIMD probing at INFO ("Could not load library with AVX512 support ...") although
+# the wheel dispatches SIMD at run time (compile options "DD AVX2 AVX512"); keep that noise off the CLI.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+from cpuai.vectors.index import VectorIndex  # noqa: E402
+from cpuai.vectors.kinds import KINDS, METRICS, IndexParams  # noqa: E402
 
 __all__ = ["KINDS", "METRICS", "IndexParams", "VectorIndex"]

@@ -392,6 +392,8 @@ class VectorIndex:
         with self._lock:
             if self.index_ is None or not self.ids_.n_deleted:
                 return
+            if self._mapped:
+                self._materialise()
             removed = self.ids_.n_deleted
             keep = self.ids_.live_positions()
             x = self._raw_positions(keep)

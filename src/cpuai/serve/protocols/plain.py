@@ -83,16 +83,19 @@ async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
     if model.handler is not None:
         out["result"] = answers[0]
     elif model.package.manifest.task == "text-embedding":
+        vectors = [a["embedding"] if isinstance(a, dict) else a for a in answers]
         if many:
-            out["embeddings"] = answers
+            out["embeddings"] = vectors
         else:
-            out["embedding"] = answers[0]
+            out["embedding"] = vectors[0]
+        out["dim"] = len(vectors[0])
     else:
         out["predictions"] = answers[0]
     return JSON(out)
 
 
-@router.api_route("/v1/models/{name}/predict", methods=["POST", "PUT"])
+@router.post("/v1/models/{name}/predict")
+@router.put("/v1/models/{name}/predict", include_in_schema=False)
 async def predict(
     request: Request, name: str, top_k: int = Query(5, ge=1, le=1000, description="labels to return")
 ) -> JSON:
@@ -101,7 +104,8 @@ async def predict(
     return await _answer(request, model, top_k)
 
 
-@router.api_route("/service", methods=["POST", "PUT"])
+@router.post("/service")
+@router.put("/service", include_in_schema=False)
 async def service(request: Request, top_k: int = Query(5, ge=1, le=1000)) -> JSON:
     """The one model of a one-model server (``curl -X POST host:8080/service -T cat.jpg``)."""
     model = registry(request).only()

@@ -1,0 +1,274 @@
+"""Unit tests of the serving parts that need no server: batch queue, core plan, codec, config, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from cpuai.cli.app import main
+from cpuai.errors import ConfigError, EngineError, InvalidInput, ResourceError
+from cpuai.package import Deploy
+from cpuai.serve import ServeConfig, ServerThread, create_app, free_port
+from cpuai.serve.batching import BatchQueue
+from cpuai.serve.budget import plan
+from cpuai.serve.codec import decode_v2_inputs, encode_v2_outputs
+from cpuai.serve.errors import QueueFull
+
+# -- batch queue -------------------------------------------------------------------------------
+
+
+def test_idle_queue_runs_a_request_at_once_without_waiting_for_the_delay():
+    seen: list[list[int]] = []
+
+    async def run(items):
+        seen.append(list(items))
+        return [i * 10 for i in items]
+
+    async def go():
+        q = BatchQueue(run, max_batch=8, max_delay_s=5.0)  # a huge window that must not be waited out
+        start = time.perf_counter()
+        result = await q.put(3)
+        took = time.perf_counter() - start
+        await q.close()
+        return result, took
+
+    result, took = asyncio.run(go())
+    assert result == 30 and seen == [[3]]
+    assert took < 5.0  # never waited for the 5 s window (the logic, not a timing benchmark)
+
+
+def test_busy_queue_gathers_a_batch_and_splits_results_back():
+    sizes: list[int] = []
+    gate = asyncio.Event
+
+    async def go():
+        release = gate()
+
+        async def run(items):
+            sizes.append(len(items))
+            if len(sizes) == 1:
+                await release.wait()  # the first batch holds the only slot
+            return [f"r{i}" for i in items]
+
+        q = BatchQueue(run, max_batch=4, max_delay_s=0.001, slots=1)
+        first = asyncio.ensure_future(q.put(0))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.ensure_future(q.put(i)) for i in range(1, 7)]
+        await asyncio.sleep(0.01)
+        release.set()
+        out = [await first] + [await r for r in rest]
+        await q.close()
+        return out
+
+    out = asyncio.run(go())
+    assert out == [f"r{i}" for i in range(7)]
+    assert sizes == [1, 4, 2]
+
+
+def test_keys_group_items_and_the_oldest_goes_first():
+    batches: list[list[str]] = []
+
+    async def go():
+        release = asyncio.Event()
+
+        async def run(items):
+            batches.append(list(items))
+            if len(batches) == 1:
+                await release.wait()
+            return items
+
+        q = BatchQueue(run, max_batch=8, slots=1)
+        hold = asyncio.ensure_future(q.put("hold", key="x"))
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.ensure_future(q.put(v, key=v[0])) for v in ["a1", "b1", "a2", "b2", "a3"]]
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(hold, *waiting)
+        await q.close()
+
+    asyncio.run(go())
+    assert batches == [["hold"], ["a1", "a2", "a3"], ["b1", "b2"]]
+
+
+def test_wrong_result_count_and_batch_exception_fail_every_waiting_request_of_that_batch():
+    async def go():
+        async def short(items):
+            return items[:-1]
+
+        q = BatchQueue(short, max_batch=4)
+        with pytest.raises(EngineError, match="returned 0 results for a batch of 1"):
+            await q.put(1)
+        await q.close()
+
+        async def boom(items):
+            if "bad" in items:
+                raise RuntimeError("batch failed")
+            return items
+
+        q2 = BatchQueue(boom, max_batch=4)
+        assert await q2.put("good") == "good"
+        with pytest.raises(RuntimeError, match="batch failed"):
+            await q2.put("bad")
+        assert await q2.put("good again") == "good again"  # the queue survives
+        await q2.close()
+
+        async def per_item(items):
+            return [ValueError(i) if i == "x" else i for i in items]
+
+        q3 = BatchQueue(per_item)
+        assert await q3.put("y") == "y"
+        with pytest.raises(ValueError):
+            await q3.put("x")
+        await q3.close()
+
+    asyncio.run(go())
+
+
+def test_full_queue_raises_queue_full():
+    async def go():
+        release = asyncio.Event()
+
+        async def run(items):
+            await release.wait()
+            return items
+
+        q = BatchQueue(run, max_batch=1, max_queue=2)
+        running = asyncio.ensure_future(q.put(0))
+        await asyncio.sleep(0.01)
+        queued = [asyncio.ensure_future(q.put(i)) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull, match="2 requests waiting"):
+            await q.put(3)
+        release.set()
+        await asyncio.gather(running, *queued)
+        await q.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("kwargs", [{"max_batch": 0}, {"max_queue": 0}, {"slots": 0}, {"max_delay_s": -1}])
+def test_batch_queue_validates_its_arguments(kwargs):
+    async def run(items):
+        return items
+
+    with pytest.raises(ConfigError):
+        BatchQueue(run, **kwargs)
+
+
+# -- core plan ---------------------------------------------------------------------------------
+
+
+def test_plan_never_oversubscribes_the_budget():
+    for budget in (1, 2, 4, 8, 16):
+        for instances in (1, 2):
+            for streams in (1, 2):
+                if instances * streams > budget:
+                    with pytest.raises(ResourceError, match="instances"):
+                        plan(budget, instances=instances, streams=streams)
+                    continue
+                p = plan(budget, instances=instances, streams=streams)
+                assert p.cores <= budget and p.slots == instances * streams
+
+
+def test_plan_uses_the_deploy_section_and_scales_it_to_the_budget():
+    deploy = Deploy(backend="onnxruntime", threads=4, streams=2, instances=1, hint="throughput")
+    p = plan(16, deploy)
+    assert (p.backend, p.threads, p.streams, p.hint, p.source) == ("onnxruntime", 4, 2, "throughput", "deploy")
+    small = plan(4, deploy)  # tuned on a bigger machine: threads shrink to fit
+    assert small.cores <= 4 and small.streams == 2
+    assert plan(4, deploy, instances=2, streams=1).source == "flags"
+
+
+# -- codec and config --------------------------------------------------------------------------
+
+
+def test_v2_codec_round_trip_binary_and_json():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    specs, raw = encode_v2_outputs({"a": x, "b": x.astype(np.int64)}, {"a"})
+    assert specs[0]["parameters"]["binary_data_size"] == 24 and specs[1]["data"] == list(range(6))
+    header = {"inputs": [dict(specs[0], parameters={"binary_data_size": 24}),
+                         {"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [[0, 1, 2], [3, 4, 5]]}]}
+    feeds, types = decode_v2_inputs(header, raw)
+    np.testing.assert_array_equal(feeds["a"], x)
+    assert feeds["b"].dtype == np.int64 and types == {"a": "FP32", "b": "INT64"}
+    with pytest.raises(InvalidInput, match="fractional"):
+        decode_v2_inputs({"inputs": [{"name": "b", "shape": [1], "datatype": "INT64", "data": [1.5]}]}, b"")
+    with pytest.raises(InvalidInput, match="bytes follow"):
+        decode_v2_inputs({"inputs": [{"name": "b", "shape": [1], "datatype": "INT64", "data": [1]}]}, b"xx")
+
+
+@pytest.mark.parametrize("kwargs", [{"max_batch": 0}, {"max_delay_ms": -1}, {"instances": 0}, {"poll_seconds": 0},
+                                    {"backend": "tpu"}, {"max_body_bytes": 0}])
+def test_serve_config_rejects_bad_values(kwargs):
+    with pytest.raises(ConfigError):
+        ServeConfig(**kwargs)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_serve_bad_arguments_are_one_line_errors(capsys, tmp_path):
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "does not exist" in err and "\n" not in err
+    assert main(["serve", str(tmp_path), "--max-batch", "0"]) == 2
+    assert "max_batch must be between 1" in capsys.readouterr().err
+    assert main(["loadtest", "ftp://x", "-n", "1"]) == 2
+    assert "not http" in capsys.readouterr().err
+
+
+def test_cli_loadtest_against_a_real_server(digits_onnx_package, tmp_path, capsys):
+    from PIL import Image
+
+    png = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(png)
+    with ServerThread(create_app(digits_onnx_package, ServeConfig(access_log=False))) as url:
+        code = main(["loadtest", f"{url}/service", "-c", "4", "-n", "40", "--warmup", "2", "--payload", str(png),
+                     "--json"])
+        assert code == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["ok"] == 40 and result["errors"] == {} and result["rps"] > 0
+        assert result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+        assert main(["loadtest", f"{url}/service", "-c", "2", "-n", "6", "--warmup", "0"]) == 0
+        out = capsys.readouterr().out
+        assert "req/s" in out and "errors: 400: 6" in out  # an empty body is refused, and counted
+
+
+@pytest.mark.slow
+def test_cli_serve_process_serves_and_drains_on_sigterm(digits_onnx_package):
+    port = free_port()
+    exe = Path(sys.executable).with_name("cpuai")
+    proc = subprocess.Popen([str(exe), "serve", str(digits_onnx_package), "--port", str(port), "--token", "t0k"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "CPUAI_CORES": "2"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # bounded wait for start-up (up to ~60 s)
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        r = httpx.post(f"{url}/v2/models/digits/infer", headers={"authorization": "Bearer t0k"},
+                       json={"inputs": [{"name": "input", "shape": [1, 1, 32, 32], "datatype": "FP32",
+                                         "data": [0.0] * 1024}]})
+        assert r.status_code == 200, r.text
+        assert httpx.get(f"{url}/v2/models/digits").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "KServe v2" in out and "model digits v1 ready" in out
