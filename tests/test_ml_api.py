@@ -20,14 +20,25 @@ from cpuai.ml.tracker import MethodStats, Tracker
 
 
 def _python(code: str, tmp_path, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CPUAI_CORES": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "CPUAI_CACHE_DIR": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    env = {
+        **os.environ,
+        "CPUAI_CORES": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "CPUAI_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_accelerated_patches_tracks_and_restores(tmp_path):
-    proc = _python("""
+    proc = _python(
+        """
         import json
         import numpy as np
         import sklearn.cluster
@@ -48,7 +59,9 @@ def test_accelerated_patches_tracks_and_restores(tmp_path):
         r = cpuai.ml.report()
         print(json.dumps({"inside": inside, "after": after, "live": live, "report": r.to_dict(),
                           "stock": stock.inertia_, "fast": fast.inertia_}))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["inside"] and out["after"]
@@ -64,7 +77,8 @@ def test_accelerated_patches_tracks_and_restores(tmp_path):
 
 
 def test_guard_refuses_after_openvino(tmp_path):
-    proc = _python("""
+    proc = _python(
+        """
         import openvino
         import cpuai.ml
         from cpuai.errors import DependencyError
@@ -75,7 +89,9 @@ def test_guard_refuses_after_openvino(tmp_path):
             print("refused:", exc)
         import sys
         print("daal4py loaded:", "daal4py._daal4py" in sys.modules)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "refused: openvino is already imported in this process" in proc.stdout
     assert "cpuai ml run" in proc.stdout
@@ -85,32 +101,41 @@ def test_guard_refuses_after_openvino(tmp_path):
 
 def test_cpuai_ml_run_isolates_a_script_that_imports_openvino(tmp_path):
     script = tmp_path / "ov_then_sklearn.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import openvino
         import numpy as np
         from sklearn.cluster import KMeans
         km = KMeans(n_clusters=3, n_init=1, random_state=0).fit(np.random.RandomState(0).rand(300, 4))
         print("fitted", type(km).__module__, openvino.Core().available_devices)
-    """))
-    proc = _python(f"""
+    """)
+    )
+    proc = _python(
+        f"""
         import sys
         from cpuai.cli.app import main
         sys.exit(main(["ml", "run", "--policy", "all", {str(script)!r}]))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "fitted sklearnex" in proc.stdout and "CPU" in proc.stdout
     assert "KMeans.fit" in proc.stderr and "accelerated" in proc.stderr
 
 
 def test_report_without_a_block_is_an_error(tmp_path):
-    proc = _python("""
+    proc = _python(
+        """
         import cpuai.ml
         from cpuai.errors import ConfigError
         try:
             cpuai.ml.report()
         except ConfigError as exc:
             print(exc)
-    """, tmp_path, timeout=60)
+    """,
+        tmp_path,
+        timeout=60,
+    )
     assert "no accelerated() block has run" in proc.stdout
 
 
@@ -128,12 +153,21 @@ def test_tracker_charges_log_lines_to_calls():
     est = LogisticRegression()
     scope = "sklearn.linear_model.LogisticRegression.fit"
     est.fit([f"{scope}: running accelerated version on CPU"])
-    est.fit([f"{scope}: running accelerated version on CPU",
-             f"{scope}: debugging for the patch is enabled to track the usage of oneAPI Data Analytics Library",
-             f"{scope}: patching failed with cause - Class weights are not supported.",
-             f"{scope}: fallback to original Scikit-learn"])
-    est.fit([f"{scope}: patching failed with cause - cpuai policy: stock scikit-learn measured faster "
-             "for this method on this machine", f"{scope}: fallback to original Scikit-learn"])
+    est.fit(
+        [
+            f"{scope}: running accelerated version on CPU",
+            f"{scope}: debugging for the patch is enabled to track the usage of oneAPI Data Analytics",
+            f"{scope}: patching failed with cause - Class weights are not supported.",
+            f"{scope}: fallback to original Scikit-learn",
+        ]
+    )
+    est.fit(
+        [
+            f"{scope}: patching failed with cause - cpuai policy: stock scikit-learn measured faster "
+            "for this method on this machine",
+            f"{scope}: fallback to original Scikit-learn",
+        ]
+    )
     s = tracker.stats[("LogisticRegression", "fit")]
     assert (s.calls, s.accelerated, s.fallback, s.policy) == (3, 1, 1, 1)
     assert s.reasons == Counter({"Class weights are not supported.": 1})
@@ -158,3 +192,19 @@ def test_runner_exit_codes():
     assert _exit_code(SystemExit(None)) == 0
     assert _exit_code(SystemExit(4)) == 4
     assert _exit_code(SystemExit("message")) == 1
+
+
+def test_tracker_charges_function_logs_to_the_function():
+    from cpuai.ml.tracker import CALL
+
+    tracker = Tracker()
+
+    def split(*arrays):
+        tracker._on_log("sklearn.model_selection.train_test_split: running accelerated version on CPU")
+        return arrays
+
+    wrapped = tracker._wrap(split, "train_test_split", CALL, patched=True, function=True)
+    assert wrapped(1, 2) == (1, 2)
+    s = tracker.stats[("train_test_split", CALL)]
+    assert (s.calls, s.accelerated, s.name) == (1, 1, "train_test_split()")
+    assert ("model_selection", "train_test_split") not in tracker.stats

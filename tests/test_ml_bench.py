@@ -26,20 +26,31 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def _write_calibration() -> None:
     from cpuai.ml import calibration
 
-    calibration.save(calibration.Calibration(
-        fingerprint=calibration.fingerprint(),
-        speedups={"sklearn.cluster.KMeans": {"fit": 4.0, "predict": 3.0},
-                  "sklearn.decomposition.PCA": {"fit": 5.0, "transform": 0.4}},
-        choices={"sklearn.cluster.KMeans": {"allowed": None, "speedup": 3.5},
-                 "sklearn.decomposition.PCA": {"allowed": ["fit"], "speedup": 4.0}},
-    ))
+    calibration.save(
+        calibration.Calibration(
+            fingerprint=calibration.fingerprint(),
+            speedups={
+                "sklearn.cluster.KMeans": {"fit": 4.0, "predict": 3.0},
+                "sklearn.decomposition.PCA": {"fit": 5.0, "transform": 0.4},
+            },
+            choices={
+                "sklearn.cluster.KMeans": {"allowed": None, "speedup": 3.5},
+                "sklearn.decomposition.PCA": {"allowed": ["fit"], "speedup": 4.0},
+            },
+        )
+    )
 
 
 def test_bench_json_and_plot(env, tmp_path):
     _write_calibration()
     png = tmp_path / "ml.png"
-    proc = subprocess.run([CPUAI, "ml", "bench", "--only", "kmeans,pca,ridge", "--repeats", "1", "--json",
-                           "--plot", str(png)], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [CPUAI, "ml", "bench", "--only", "kmeans,pca,ridge", "--repeats", "1", "--json", "--plot", str(png)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     rows = {r["key"]: r for r in data["rows"]}
@@ -51,26 +62,54 @@ def test_bench_json_and_plot(env, tmp_path):
     assert rows["kmeans"]["measured_accelerates"] == ["all"]
     assert rows["pca"]["measured_accelerates"] == ["fit"]
     assert rows["ridge"]["measured_accelerates"] == []  # not in the calibration: stays stock
+    assert rows["ridge"]["measured"] == rows["ridge"]["stock"]  # the very same code path, timed once
+    assert rows["kmeans"]["measured"] == rows["kmeans"]["all"]
+    assert rows["pca"]["measured"] != rows["pca"]["all"]  # mixed: timed on its own
     assert rows["pca"]["tolerance"] == "rel 0.0001"
     assert data["geomean_speedup"]["all"]["total"] > 0
     assert set(data["slower_than_stock"]) == {"all", "measured"}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_table(env, tmp_path):
-    _write_calibration()
-    proc = subprocess.run([CPUAI, "ml", "bench", "--only", "kmeans", "--repeats", "1"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "kmeans" in proc.stdout and "geometric-mean speed-up" in proc.stdout
-    assert "inertia ok" in proc.stdout
+def test_bench_table_renders_speedups_and_slowdowns():
+    from rich.console import Console
+
+    from cpuai.ml.bench import BenchResult, Row
+    from cpuai.ml.timing import Timing
+    from cpuai.ml.workloads import by_key
+
+    w = by_key("kmeans")
+    row = Row(
+        key="kmeans",
+        estimator=w.estimator,
+        method="predict",
+        metric="inertia",
+        tolerance="rel 0.01",
+        stock=Timing(fit_s=1.0, method_s=0.1, score=100.0),
+        all=Timing(fit_s=0.25, method_s=0.2, score=100.5),
+        measured=Timing(fit_s=0.25, method_s=0.1, score=100.5),
+        measured_methods=["fit"],
+    )
+    result = BenchResult(size="small", repeats=1, threads=1, rows=[row], workloads={"kmeans": w})
+    assert row.speedup("all", "fit") == pytest.approx(4.0) and row.speedup("all", "method") == pytest.approx(
+        0.5
+    )
+    assert result.geomean("measured") == pytest.approx(1.1 / 0.35)
+    assert result.slower("all") == ["kmeans.predict 0.50x"] and result.slower("measured") == []
+    console = Console(record=True, width=250)
+    result.render(console)
+    text = console.export_text()
+    assert "inertia ok (rel 0.01)" in text and "slower than stock under all: kmeans.predict 0.50x" in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--size", "huge"], "unknown size 'huge'"),
-    (["--only", "kmeans,nosuch"], "unknown algorithm 'nosuch'"),
-    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "huge"], "unknown size 'huge'"),
+        (["--only", "kmeans,nosuch"], "unknown algorithm 'nosuch'"),
+        (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    ],
+)
 def test_bench_bad_options(env, capfd, args, message):
     assert main(["ml", "bench", *args]) == 2
     err = capfd.readouterr().err.strip()
@@ -114,9 +153,15 @@ def test_plan_from_calibration():
     from cpuai.ml.calibration import Calibration
     from cpuai.ml.policy import make_plan
 
-    cal = Calibration(fingerprint={}, speedups={"a.A": {"fit": 2.0}},
-                      choices={"a.A": {"allowed": None, "speedup": 2.0}, "b.B": {"allowed": ["fit"], "speedup": 1.5},
-                               "c.C": {"allowed": [], "speedup": 0.8}})
+    cal = Calibration(
+        fingerprint={},
+        speedups={"a.A": {"fit": 2.0}},
+        choices={
+            "a.A": {"allowed": None, "speedup": 2.0},
+            "b.B": {"allowed": ["fit"], "speedup": 1.5},
+            "c.C": {"allowed": [], "speedup": 0.8},
+        },
+    )
     plan = make_plan("measured", ["a.A", "b.B", "c.C", "d.D"], calibration=cal)
     assert plan.patched == ["a.A", "b.B"] and plan.stock == ["c.C", "d.D"]
     assert plan.allowed == {"b.B": {"fit"}}

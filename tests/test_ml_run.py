@@ -104,12 +104,14 @@ def test_arguments_and_exit_code_pass_through(script, tmp_path, capfd):
 
 def test_script_that_raises_propagates_code_and_still_reports(tmp_path, capfd):
     bad = tmp_path / "boom.py"
-    bad.write_text(textwrap.dedent("""
+    bad.write_text(
+        textwrap.dedent("""
         import numpy as np
         from sklearn.cluster import KMeans
         KMeans(n_clusters=2, n_init=1, random_state=0).fit(np.random.RandomState(0).rand(50, 3))
         raise ValueError("deliberate failure in the user's script")
-    """))
+    """)
+    )
     code = main(["ml", "run", "--policy", "all", str(bad)])
     err = capfd.readouterr().err
     assert code == 1
@@ -142,8 +144,13 @@ def test_sklearnex_missing_gives_install_hint(script, tmp_path):
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'sklearnex'\")\n")
     env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
     cpuai = Path(sys.executable).parent / "cpuai"
-    proc = subprocess.run([str(cpuai), "ml", "run", "--policy", "all", str(script), str(tmp_path / "o.json")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(cpuai), "ml", "run", "--policy", "all", str(script), str(tmp_path / "o.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -158,10 +165,14 @@ def test_measured_policy_uses_cached_calibration(script, tmp_path, capfd, monkey
 
     cal = calibration.Calibration(
         fingerprint=calibration.fingerprint(),
-        speedups={"sklearn.cluster.KMeans": {"fit": 3.0, "predict": 0.5},
-                  "sklearn.linear_model.LogisticRegression": {"fit": 0.6, "predict": 0.2}},
-        choices={"sklearn.cluster.KMeans": {"allowed": ["fit"], "speedup": 2.5},
-                 "sklearn.linear_model.LogisticRegression": {"allowed": [], "speedup": 0.5}},
+        speedups={
+            "sklearn.cluster.KMeans": {"fit": 3.0, "predict": 0.5},
+            "sklearn.linear_model.LogisticRegression": {"fit": 0.6, "predict": 0.2},
+        },
+        choices={
+            "sklearn.cluster.KMeans": {"allowed": ["fit"], "speedup": 2.5},
+            "sklearn.linear_model.LogisticRegression": {"allowed": [], "speedup": 0.5},
+        },
     )
     path = calibration.save(cal)
     assert path.parent == tmp_path / "cache"

@@ -237,7 +237,7 @@ def test_sigterm_writes_a_fresh_checkpoint_then_resume_finishes(digits16, tmp_pa
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "checkpoint written; continue with: cpuai train --resume" in err
+    assert "error: stopped by SIGTERM: checkpoint written; continue with: cpuai train --resume" in err
     assert (job / "checkpoint.pt").stat().st_mtime >= sent - 0.01
     ckpt = torch.load(job / "checkpoint.pt", weights_only=False)
     assert ckpt["loop"]["global_step"] >= 2

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-ml_app = typer.Typer(help="Accelerated scikit-learn (scikit-learn-intelex) with honest reports.",
-                     no_args_is_help=True)
+ml_app = typer.Typer(
+    help="Accelerated scikit-learn (scikit-learn-intelex) with honest reports.", no_args_is_help=True
+)
 
 
 def _wide_console(stderr: bool):  # type: ignore[no-untyped-def]
@@ -22,13 +23,18 @@ def _wide_console(stderr: bool):  # type: ignore[no-untyped-def]
 
 @ml_app.command(
     "run",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                      "allow_interspersed_args": False},
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+    },
 )
 def run_command(
     script: Path = typer.Argument(..., help="The Python script to run.", show_default=False),
     args: list[str] = typer.Argument(None, help="Arguments passed to the script.", show_default=False),
-    policy: str = typer.Option("measured", "--policy", help="measured: only what calibration found faster; all."),
+    policy: str = typer.Option(
+        "measured", "--policy", help="measured: only what calibration found faster; all."
+    ),
     report: Path = typer.Option(None, "--report", help="Also write the report as JSON to this file."),
     echo: bool = typer.Option(False, "--echo", help="Also print sklearnex's own log lines."),
 ) -> None:
@@ -56,11 +62,13 @@ def calibrate_command(
     force: bool = typer.Option(False, "--force", help="Measure again even if a cached calibration exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
 ) -> None:
-    """Measure stock vs accelerated per estimator method on this machine (cached; used by --policy measured)."""
+    """Measure stock vs accelerated per estimator on this machine (cached; used by --policy measured)."""
     from cpuai.cli.output import console, print_json, table
     from cpuai.ml.calibration import THRESHOLD, load_or_calibrate
 
-    cal = load_or_calibrate(force=force, progress=None if json_out else lambda k: console.print(f"calibrating {k}"))
+    cal = load_or_calibrate(
+        force=force, progress=None if json_out else lambda k: console.print(f"calibrating {k}")
+    )
     if json_out:
         print_json({**cal.to_dict(), "path": str(cal.path)})
         return
@@ -70,8 +78,13 @@ def calibrate_command(
         chosen = "all methods" if allowed is None else (", ".join(allowed) + " only" if allowed else "stock")
         per_method = ", ".join(f"{m} {s:.2f}x" for m, s in speed.items())
         rows.append((name.rsplit(".", 1)[-1], per_method, f"{cal.choices[name]['speedup']:.2f}x", chosen))
-    console.print(table(f"calibration ({cal.path}; accelerate only if >= {THRESHOLD}x)",
-                        ["estimator", "speed-up per method", "workload speed-up", "measured policy runs"], rows))
+    console.print(
+        table(
+            f"calibration ({cal.path}; accelerate only if >= {THRESHOLD}x)",
+            ["estimator", "speed-up per method", "workload speed-up", "measured policy runs"],
+            rows,
+        )
+    )
 
 
 @ml_app.command("bench")
@@ -87,8 +100,12 @@ def bench_command(
     from cpuai.ml.bench import plot_speedups, run_bench
 
     keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
-    result = run_bench(size=size, keys=keys, repeats=repeats,
-                       progress=None if json_out else lambda k: console.print(f"timing {k}"))
+    result = run_bench(
+        size=size,
+        keys=keys,
+        repeats=repeats,
+        progress=None if json_out else lambda k: console.print(f"timing {k}"),
+    )
     if plot is not None:
         plot_speedups(result, plot)
     if json_out:

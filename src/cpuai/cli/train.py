@@ -12,12 +12,23 @@ from typing import Any
 
 import typer
 
+from cpuai.errors import JobError
+
 train_app = typer.Typer(help="Train a model as a job: JOBDIR gets the log, metrics, checkpoints and package.")
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` verb group."""
     app.add_typer(train_app, name="train")
+
+
+class JobStopped(JobError):
+    """The job stopped on a signal after checkpointing; exits 128 + the signal number, as a killed process would."""
+
+    def __init__(self, signum: int, job: Path) -> None:
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}: checkpoint written",
+                         fix=f"continue with: cpuai train --resume {job}")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -40,9 +51,7 @@ def _run(values: dict[str, Any] | None, *, resume: Path | None = None, json: boo
             out = Path(spec.out)
             package = run_job(spec)
     except Interrupted as err:
-        name = signal.Signals(err.signum).name if err.signum else "signal"
-        typer.echo(f"stopped by {name}: checkpoint written; continue with: cpuai train --resume {out}", err=True)
-        raise typer.Exit(128 + (err.signum or signal.SIGTERM)) from None
+        raise JobStopped(err.signum or signal.SIGTERM, out) from None
     except _NodeDone as done:
         typer.echo(done.message)
         return
@@ -133,8 +142,8 @@ def wide_deep(
     target: str | None = typer.Option(None, "--target", help="The 0/1 target column."),
     model: str | None = typer.Option(None, "--model", help="wide-deep (default) or wide (logistic baseline)."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 8)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Global batch (default 256)."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 0.003)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Global batch (default 128)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 0.02)."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16."),
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Rows held out for validation."),
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Rows held out for the test."),

@@ -3,7 +3,8 @@
 For every workload it times stock and accelerated scikit-learn on the same synthetic data (fit and
 the predict-like method) and picks, per estimator, the fastest of: stock, all methods accelerated,
 or only the faster method accelerated. It accelerates only when that is clearly faster than stock
-for the whole workload (``THRESHOLD``); anything within noise stays stock. The result is cached as ``<cache>/ml-calibration-<hash>.json`` where the hash covers the CPU
+for the whole workload (``THRESHOLD``); anything within noise stays stock.
+The result is cached as ``<cache>/ml-calibration-<hash>.json`` where the hash covers the CPU
 model, the core budget and the versions of Python, numpy, scipy, scikit-learn and sklearnex;
 ``CPUAI_CACHE_DIR`` moves the cache (tests point it at a temporary directory).
 """
@@ -93,8 +94,14 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what the cache file holds)."""
-        return {"fingerprint": self.fingerprint, "threshold": THRESHOLD, "created": self.created,
-                "seconds": round(self.seconds, 3), "speedups": self.speedups, "choices": self.choices}
+        return {
+            "fingerprint": self.fingerprint,
+            "threshold": THRESHOLD,
+            "created": self.created,
+            "seconds": round(self.seconds, 3),
+            "speedups": self.speedups,
+            "choices": self.choices,
+        }
 
 
 def load(path: Path | None = None) -> Calibration | None:
@@ -107,9 +114,14 @@ def load(path: Path | None = None) -> Calibration | None:
         return None
     if raw.get("fingerprint") != fp or not isinstance(raw.get("speedups"), dict):
         return None
-    return Calibration(fingerprint=fp, speedups=raw["speedups"], choices=raw.get("choices", {}),
-                       created=raw.get("created", 0.0),
-                       path=path, seconds=raw.get("seconds", 0.0))
+    return Calibration(
+        fingerprint=fp,
+        speedups=raw["speedups"],
+        choices=raw.get("choices", {}),
+        created=raw.get("created", 0.0),
+        path=path,
+        seconds=raw.get("seconds", 0.0),
+    )
 
 
 def save(cal: Calibration) -> Path:
@@ -135,8 +147,9 @@ def _choose(stock: Timing, fast: Timing, mixed: tuple[list[str], Timing] | None)
     return {"allowed": allowed, "speedup": round(speedup, 4)}
 
 
-def calibrate(*, progress: Callable[[str], None] | None = None, repeats: int = 2,
-              keys: list[str] | None = None) -> Calibration:
+def calibrate(
+    *, progress: Callable[[str], None] | None = None, repeats: int = 2, keys: list[str] | None = None
+) -> Calibration:
     """Time every workload stock and accelerated on this machine (about a minute on 2 busy cores).
 
     When fit and the predict-like method disagree (one faster, one slower), the mixed variant is
@@ -167,8 +180,10 @@ def calibrate(*, progress: Callable[[str], None] | None = None, repeats: int = 2
         winners = [m for m, v in entry.items() if v >= THRESHOLD]
         if item.gateable and 0 < len(winners) < len(entry):
             with patching.gated(item.accelerated, set(winners), w.estimator):
-                mixed = (winners, timing.time_workload(w, item.accelerated, data, threads=threads,
-                                                       repeats=repeats))
+                mixed = (
+                    winners,
+                    timing.time_workload(w, item.accelerated, data, threads=threads, repeats=repeats),
+                )
         choice = _choose(stock, fast, mixed)
         cal.speedups[w.estimator] = entry
         cal.choices[w.estimator] = choice

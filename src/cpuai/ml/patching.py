@@ -23,8 +23,11 @@ POLICY_CAUSE = "cpuai policy: stock scikit-learn measured faster for this method
 
 # Patch-map entries that are configuration plumbing, not estimators or functions a user calls.
 _PLUMBING = {
-    "sklearn.set_config", "sklearn.get_config", "sklearn.config_context",
-    "sklearn.utils.parallel.get_config", "sklearn.utils.parallel._funcwrapper",
+    "sklearn.set_config",
+    "sklearn.get_config",
+    "sklearn.config_context",
+    "sklearn.utils.parallel.get_config",
+    "sklearn.utils.parallel._funcwrapper",
     "sklearn.ensemble._gb_losses.DummyRegressor",
 }
 

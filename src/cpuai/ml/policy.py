@@ -2,7 +2,8 @@
 
 ``measured`` patches only estimators that calibration on this machine found clearly faster, and
 lets only the chosen methods take the oneDAL path (all of them, or just the faster one); everything
-else, including what calibration does not cover, runs stock scikit-learn. The plan also explains itself, for the report.
+else, including what calibration does not cover, runs stock scikit-learn.
+The plan also explains itself, for the report.
 """
 
 from __future__ import annotations
@@ -42,25 +43,45 @@ class Plan:
         choice = self.calibration.choices.get(name, {}) if self.calibration else {}
         if name not in self.patched:
             why = "not calibrated" if not speedups else f"not >= {THRESHOLD}x faster in calibration"
-            return {"patched": False, "why": why, "speedups": speedups, "workload_speedup": choice.get("speedup")}
+            return {
+                "patched": False,
+                "why": why,
+                "speedups": speedups,
+                "workload_speedup": choice.get("speedup"),
+            }
         methods = sorted(self.allowed[name]) if name in self.allowed else "all"
-        return {"patched": True, "accelerated_methods": methods, "speedups": speedups,
-                "workload_speedup": choice.get("speedup")}
+        return {
+            "patched": True,
+            "accelerated_methods": methods,
+            "speedups": speedups,
+            "workload_speedup": choice.get("speedup"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         cal = self.calibration
         return {
-            "policy": self.policy, "threshold": THRESHOLD, "patched": self.patched, "stock": self.stock,
-            "calibration": None if cal is None else {
-                "path": str(cal.path) if cal.path else None, "created": cal.created,
+            "policy": self.policy,
+            "threshold": THRESHOLD,
+            "patched": self.patched,
+            "stock": self.stock,
+            "calibration": None
+            if cal is None
+            else {
+                "path": str(cal.path) if cal.path else None,
+                "created": cal.created,
                 "fingerprint": cal.fingerprint,
             },
         }
 
 
-def make_plan(policy: str, names: list[str], *, calibration: Calibration | None = None,
-              progress: Callable[[str], None] | None = None) -> Plan:
+def make_plan(
+    policy: str,
+    names: list[str],
+    *,
+    calibration: Calibration | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
     """The plan for ``policy`` over the patchable sklearn ``names``; ``measured`` calibrates if needed."""
     check_policy(policy)
     if policy == "all":

@@ -30,20 +30,24 @@ class Report:
     @property
     def accelerated(self) -> list[str]:
         """``Estimator.method`` names with at least one accelerated call."""
-        return [f"{r.estimator}.{r.method}" for r in self.rows if r.accelerated]
+        return [r.name for r in self.rows if r.accelerated]
 
     @property
     def fallen_back(self) -> list[str]:
-        """``Estimator.method`` names with at least one sklearnex fallback (unsupported parameters or data)."""
-        return [f"{r.estimator}.{r.method}" for r in self.rows if r.fallback]
+        """``Estimator.method`` names with at least one sklearnex fallback (unsupported params or data)."""
+        return [r.name for r in self.rows if r.fallback]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "script": self.script, "exit_code": self.exit_code, "seconds": self.seconds,
-            "plan": self.plan, "decisions": self.decisions,
+            "script": self.script,
+            "exit_code": self.exit_code,
+            "seconds": self.seconds,
+            "plan": self.plan,
+            "decisions": self.decisions,
             "rows": [r.to_dict() for r in self.rows],
-            "accelerated": self.accelerated, "fallen_back": self.fallen_back,
+            "accelerated": self.accelerated,
+            "fallen_back": self.fallen_back,
         }
 
     @classmethod
@@ -53,13 +57,28 @@ class Report:
 
         rows = []
         for r in data.get("rows", []):
-            rows.append(MethodStats(
-                estimator=r["estimator"], method=r["method"], patched=r["patched"], calls=r["calls"],
-                accelerated=r["accelerated"], fallback=r["fallback"], policy=r["stock_by_policy"],
-                stock=r["stock"], seconds=r["seconds"], reasons=Counter(r.get("reasons", {})),
-            ))
-        return cls(rows=rows, plan=data.get("plan", {}), decisions=data.get("decisions", {}),
-                   exit_code=data.get("exit_code"), script=data.get("script"), seconds=data.get("seconds"))
+            rows.append(
+                MethodStats(
+                    estimator=r["estimator"],
+                    method=r["method"],
+                    patched=r["patched"],
+                    calls=r["calls"],
+                    accelerated=r["accelerated"],
+                    fallback=r["fallback"],
+                    policy=r["stock_by_policy"],
+                    stock=r["stock"],
+                    seconds=r["seconds"],
+                    reasons=Counter(r.get("reasons", {})),
+                )
+            )
+        return cls(
+            rows=rows,
+            plan=data.get("plan", {}),
+            decisions=data.get("decisions", {}),
+            exit_code=data.get("exit_code"),
+            script=data.get("script"),
+            seconds=data.get("seconds"),
+        )
 
     def render(self, console: Any) -> None:
         """Print the report table and the policy summary on a rich console."""
@@ -77,13 +96,32 @@ class Report:
                 why = "policy: stock faster here"
             elif not r.patched and not why:
                 why = "policy: not patched"
-            rows.append((f"{r.estimator}.{r.method}", r.status, r.calls, r.accelerated, r.fallback,
-                         r.policy + r.stock, f"{r.seconds:.4f}", why))
+            elif r.stock and not why:
+                why = "sklearnex has no accelerated path for this method"
+            rows.append(
+                (
+                    r.name,
+                    r.status,
+                    r.calls,
+                    r.accelerated,
+                    r.fallback,
+                    r.policy + r.stock,
+                    f"{r.seconds:.4f}",
+                    why,
+                )
+            )
         if rows:
-            console.print(table(title, ["estimator.method", "status", "calls", "accel", "fallback", "stock",
-                                        "time s", "why"], rows))
+            console.print(
+                table(
+                    title,
+                    ["estimator.method", "status", "calls", "accel", "fallback", "stock", "time s", "why"],
+                    rows,
+                )
+            )
         else:
-            console.print(f"{title}: no scikit-learn estimator covered by sklearnex was called", soft_wrap=True)
+            console.print(
+                f"{title}: no scikit-learn estimator covered by sklearnex was called", soft_wrap=True
+            )
         policy = self.plan.get("policy", "?")
         line = f"policy: {policy}"
         cal = self.plan.get("calibration")
@@ -96,11 +134,14 @@ class Report:
             if short not in used or policy != "measured":
                 continue
             speed = ", ".join(f"{m} {s:.2f}x" for m, s in sorted(d.get("speedups", {}).items()))
-            methods = d.get("accelerated_methods")
+            methods = d.get("accelerated_methods") or []
             if d.get("patched"):
                 which = "all methods" if methods == "all" else ", ".join(methods)
-                console.print(f"  {short}: accelerated {which} (measured {speed})")
+                console.print(f"  {short}: accelerated {which} (measured {speed})", soft_wrap=True)
             else:
-                console.print(f"  {short}: kept stock, {d.get('why')}" + (f" (measured {speed})" if speed else ""))
+                extra = f" (measured {speed})" if speed else ""
+                console.print(f"  {short}: kept stock, {d.get('why')}{extra}", soft_wrap=True)
         if any(r.status == FALLBACK or r.fallback for r in self.rows):
-            console.print("fallback: sklearnex did not support these calls (see why) and ran stock scikit-learn")
+            console.print(
+                "fallback: sklearnex did not support these calls (see why) and ran stock scikit-learn"
+            )

@@ -50,8 +50,14 @@ def check_script(script: Path) -> Path:
     return script
 
 
-def run_script(script: Path, args: list[str], *, policy: str = "measured", echo: bool = False,
-               env: dict[str, str] | None = None) -> RunResult:
+def run_script(
+    script: Path,
+    args: list[str],
+    *,
+    policy: str = "measured",
+    echo: bool = False,
+    env: dict[str, str] | None = None,
+) -> RunResult:
     """Run ``script`` in a fresh Python with sklearnex patched under ``policy``; stdio passes through."""
     check_policy(policy)
     check_script(script)
@@ -71,8 +77,10 @@ def run_script(script: Path, args: list[str], *, policy: str = "measured", echo:
         proc = subprocess.run(cmd, env=child_env, check=False)
         if not report_file.exists():
             if proc.returncode < 0:
-                raise EngineError(f"the script was killed by signal {-proc.returncode} before a report was written",
-                                  fix="check memory use and run it again")
+                raise EngineError(
+                    f"the script was killed by signal {-proc.returncode} before a report was written",
+                    fix="check memory use and run it again",
+                )
             return RunResult(exit_code=proc.returncode, report=None)
         import json
 

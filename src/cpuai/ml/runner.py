@@ -1,4 +1,4 @@
-"""Child-process entry of ``cpuai ml run``: run a user's script under ``accelerated()`` and hand back the report.
+"""Child side of ``cpuai ml run``: run a user's script under ``accelerated()``, hand back the report.
 
 It runs in a fresh interpreter (so nothing, OpenVINO above all, was loaded before sklearnex), gives
 the script its own ``sys.argv`` and ``__main__``, keeps the script's exit code, and writes the report

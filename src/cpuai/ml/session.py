@@ -25,8 +25,11 @@ from cpuai.ml.report import Report
 from cpuai.ml.tracker import Tracker
 
 _MANDATORY = [
-    "sklearn.set_config", "sklearn.get_config", "sklearn.config_context",
-    "sklearn.utils.parallel.get_config", "sklearn.utils.parallel._funcwrapper",
+    "sklearn.set_config",
+    "sklearn.get_config",
+    "sklearn.config_context",
+    "sklearn.utils.parallel.get_config",
+    "sklearn.utils.parallel._funcwrapper",
 ]
 
 
@@ -43,8 +46,14 @@ class Session:
         """The report of this block so far."""
         end = self.ended if self.ended is not None else time.perf_counter()
         decisions = {name: self.plan.decision(name) for name in self.plan.patched + self.plan.stock}
-        return Report(rows=list(self.tracker.stats.values()), plan=self.plan.to_dict(), decisions=decisions,
-                      script=script, exit_code=exit_code, seconds=round(end - self.started, 4))
+        return Report(
+            rows=list(self.tracker.stats.values()),
+            plan=self.plan.to_dict(),
+            decisions=decisions,
+            script=script,
+            exit_code=exit_code,
+            seconds=round(end - self.started, 4),
+        )
 
 
 _current: Session | None = None
@@ -52,9 +61,14 @@ _last: Session | None = None
 
 
 @contextlib.contextmanager
-def accelerated(policy: str = "measured", *, calibration: Calibration | None = None,
-                threads: int | None = None, echo: bool = False,
-                progress: Callable[[str], None] | None = None) -> Iterator[Session]:
+def accelerated(
+    policy: str = "measured",
+    *,
+    calibration: Calibration | None = None,
+    threads: int | None = None,
+    echo: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[Session]:
     """Patch scikit-learn with sklearnex under ``policy`` ("measured" or "all") and track every call.
 
     ``threads`` caps oneDAL's threads (default ``core_budget()``); ``echo`` also lets sklearnex print
@@ -93,6 +107,8 @@ def report() -> Report:
     """The report of the running ``accelerated()`` block, or else of the last one."""
     session = _current or _last
     if session is None:
-        raise ConfigError("no accelerated() block has run in this process",
-                          fix="wrap your scikit-learn code in 'with cpuai.ml.accelerated():' first")
+        raise ConfigError(
+            "no accelerated() block has run in this process",
+            fix="wrap your scikit-learn code in 'with cpuai.ml.accelerated():' first",
+        )
     return session.report()

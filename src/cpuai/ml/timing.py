@@ -35,7 +35,7 @@ def _with_jobs(model: Any, threads: int) -> Any:
 
 
 def time_workload(workload: Workload, cls: type, data: Data, *, threads: int, repeats: int = 3) -> Timing:
-    """Fit ``cls`` on the train split and run the method on the test split ``repeats`` times; keep the best."""
+    """Fit ``cls`` on the train split, run the method on the test split, ``repeats`` times; keep the best."""
     import warnings
 
     from threadpoolctl import threadpool_limits

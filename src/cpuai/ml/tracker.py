@@ -9,6 +9,7 @@ beats accelerated), and an outer call (``fit_predict``) inherits the outcomes of
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import re
@@ -22,15 +23,31 @@ from typing import Any
 from cpuai.ml.patching import POLICY_CAUSE, Patchable
 
 METHODS = (
-    "fit", "partial_fit", "predict", "predict_proba", "predict_log_proba", "decision_function",
-    "transform", "fit_transform", "inverse_transform", "fit_predict", "score", "score_samples",
-    "kneighbors", "radius_neighbors", "kneighbors_graph", "radius_neighbors_graph",
+    "fit",
+    "partial_fit",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "fit_transform",
+    "inverse_transform",
+    "fit_predict",
+    "score",
+    "score_samples",
+    "kneighbors",
+    "radius_neighbors",
+    "kneighbors_graph",
+    "radius_neighbors_graph",
 )
 
 ACCELERATED = "accelerated"
 FALLBACK = "fallback"
 POLICY = "stock (policy)"
 STOCK = "stock"
+
+CALL = "__call__"
+"""The method name under which plain functions (``pairwise_distances``) are counted."""
 
 _LINE = re.compile(r"^(?P<scope>[\w.]+): (?P<text>.*)$")
 _CAUSE = "patching failed with cause - "
@@ -52,10 +69,23 @@ class MethodStats:
     reasons: Counter[str] = field(default_factory=Counter)
 
     @property
+    def name(self) -> str:
+        """``Estimator.method``, or ``function()`` for a patched function."""
+        return f"{self.estimator}()" if self.method == CALL else f"{self.estimator}.{self.method}"
+
+    @property
     def status(self) -> str:
         """One word for the row: accelerated, fallback, mixed, stock (policy) or stock."""
-        kinds = [k for k, n in ((ACCELERATED, self.accelerated), (FALLBACK, self.fallback),
-                                (POLICY, self.policy), (STOCK, self.stock)) if n]
+        kinds = [
+            k
+            for k, n in (
+                (ACCELERATED, self.accelerated),
+                (FALLBACK, self.fallback),
+                (POLICY, self.policy),
+                (STOCK, self.stock),
+            )
+            if n
+        ]
         if len(kinds) == 1:
             return kinds[0]
         return "mixed" if kinds else STOCK
@@ -63,10 +93,17 @@ class MethodStats:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "estimator": self.estimator, "method": self.method, "patched": self.patched,
-            "status": self.status, "calls": self.calls, "accelerated": self.accelerated,
-            "fallback": self.fallback, "stock_by_policy": self.policy, "stock": self.stock,
-            "seconds": round(self.seconds, 6), "reasons": dict(self.reasons),
+            "estimator": self.estimator,
+            "method": self.method,
+            "patched": self.patched,
+            "status": self.status,
+            "calls": self.calls,
+            "accelerated": self.accelerated,
+            "fallback": self.fallback,
+            "stock_by_policy": self.policy,
+            "stock": self.stock,
+            "seconds": round(self.seconds, 6),
+            "reasons": dict(self.reasons),
         }
 
 
@@ -86,10 +123,8 @@ class _Handler(logging.Handler):
         self.tracker = tracker
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a report must never break the user's program
             self.tracker._on_log(record.getMessage().strip())
-        except Exception:  # a report must never break the user's program
-            pass
 
 
 class Tracker:
@@ -140,7 +175,7 @@ class Tracker:
         if current is None:
             return
         if not inspect.isclass(current):
-            wrapper = self._wrap(current, item.short_name, "__call__", patched, function=True)
+            wrapper = self._wrap(current, item.short_name, CALL, patched, function=True)
             self._set(item.module, item.attr, wrapper)
             return
         for method in METHODS:
@@ -228,18 +263,25 @@ class Tracker:
         estimator, method = parts[-2], parts[-1]
         stack = self._stack()
         frame = next((f for f in reversed(stack) if f.key == (estimator, method)), None)
+        if frame is None:  # a function such as sklearn.model_selection.train_test_split
+            frame = next((f for f in reversed(stack) if f.key == (method, CALL)), None)
+            if frame is not None:
+                estimator, method = frame.key
         if frame is None:
             frame = next((f for f in reversed(stack) if f.key[0] == estimator), None)
         if text.startswith(_CAUSE):
-            cause = text[len(_CAUSE):].strip()
+            cause = text[len(_CAUSE) :].strip()
             if frame is not None:
                 if cause == POLICY_CAUSE:
                     frame.policy = True
                 else:
                     frame.reasons.append(cause)
             return
-        kind = FALLBACK if "fallback to original" in text else (
-            ACCELERATED if text.startswith("running accelerated") else None)
+        kind = (
+            FALLBACK
+            if "fallback to original" in text
+            else (ACCELERATED if text.startswith("running accelerated") else None)
+        )
         if kind is None:
             return
         if frame is None:  # a call we did not wrap: count it from the log alone

@@ -154,6 +154,7 @@ class Tuner:
         int8_only: bool = False,
         metric: Callable[..., float] | Any | None = None,
         seed: int = 0,
+        timing_runs: int = 30,
         on_trial: Callable[[Trial], None] | None = None,
     ) -> None:
         self.package = package
@@ -167,6 +168,7 @@ class Tuner:
         self.int8_only = int8_only
         self.metric = metric
         self.seed = seed
+        self.timing_runs = timing_runs
         self.on_trial = on_trial
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}", fix=f"use one of: {', '.join(STRATEGIES)}")
@@ -194,7 +196,7 @@ class Tuner:
         fp32 = load(self.package, backend=backend, threads=threads, streams=1)
         try:
             metric.reference(fp32)
-            speed = measure(fp32, self._feed, with_throughput=self.objective == "throughput")
+            speed = measure(fp32, self._feed, with_throughput=self.objective == "throughput", runs=self.timing_runs)
             self.baseline_ = Baseline(
                 backend, metric(fp32), speed.latency_ms, speed.throughput, self.package.size_bytes()
             )
@@ -267,7 +269,7 @@ class Tuner:
             trial.metric = float(metric(engine))
             trial.delta = trial.metric - self.baseline_.metric
             trial.within = trial.metric >= floor - 1e-12
-            speed = measure(engine, self._feed, with_throughput=self.objective == "throughput")
+            speed = measure(engine, self._feed, with_throughput=self.objective == "throughput", runs=self.timing_runs)
             trial.latency_ms, trial.throughput = speed.latency_ms, speed.throughput
         except ConfigError as err:
             trial.error = str(err)
@@ -320,7 +322,7 @@ class Tuner:
         ):
             engine = load(pkg, backend=best.config.backend, threads=threads, streams=1, precision=precision)
             try:
-                speeds[name] = measure(engine, self._feed, with_throughput=True, runs=40)
+                speeds[name] = measure(engine, self._feed, with_throughput=True, runs=self.timing_runs)
             finally:
                 engine.close()
         f, c = speeds["fp32"], speeds["chosen"]

@@ -41,10 +41,18 @@ def uvicorn_config(app: Any, host: str, port: int, drain_seconds: float = 30.0) 
 
 
 def run(app: Any, *, host: str = "127.0.0.1", port: int = 8080, drain_seconds: float = 30.0) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM, then drain."""
+    """Serve in the foreground until SIGINT/SIGTERM, then drain; SIGTERM after a clean drain exits 0."""
+    import signal
+
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app, host, port, drain_seconds))
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:  # uvicorn re-raises captured signals; a drained SIGTERM is success
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+    server = _Server(uvicorn_config(app, host, port, drain_seconds))
     try:
         server.run()
     except OSError as err:

@@ -21,7 +21,7 @@ TABULAR_MODELS = ("wide-deep", "wide")
 #: Defaults per recipe for settings left unset (None) on the command line.
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "image-classification": {"model": "smallcnn", "epochs": 15, "batch_size": 64, "lr": 0.003},
-    "wide-deep": {"model": "wide-deep", "epochs": 8, "batch_size": 256, "lr": 0.003},
+    "wide-deep": {"model": "wide-deep", "epochs": 8, "batch_size": 128, "lr": 0.02},
 }
 
 
