@@ -80,3 +80,12 @@ def test_console_script_starts_without_heavy_engines():
 
 def test_typer_app_is_typer():
     assert isinstance(cli.app, typer.Typer)
+
+
+def test_exit_code_of_a_verb_is_returned():
+    @cli.app.command("exit-for-test", hidden=True)
+    def _exit() -> None:
+        raise typer.Exit(3)
+
+    assert cli.main(["exit-for-test"]) == 3
+    cli.app.registered_commands.pop()

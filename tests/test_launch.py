@@ -209,10 +209,9 @@ def test_dry_run_prints_plan_and_runs_nothing(tmp_path, capsys):
         (["--ninstances", "1", "--", "no-such-command-xyz"], "command not found: 'no-such-command-xyz'"),
     ],
 )
-def test_launch_bad_input_is_one_line_error(args, needle):
-    done = cli("launch", *args)
-    assert done.returncode == 2
-    err = done.stderr.strip()
+def test_launch_bad_input_is_one_line_error(capsys, args, needle):
+    assert main(["launch", *args]) == 2
+    err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err and "Traceback" not in err
 
 

@@ -92,8 +92,8 @@ def plan(
     logical CPUs (one per physical core is used). Asking for more than the pool holds is a
     ``ResourceError``; bad values are a ``ConfigError``.
 
-    >>> [p.cpus for p in plan(ninstances=2, machine=m)]  # doctest: +SKIP
-    [[0], [1]]
+    On a 2-core machine ``[p.cpus for p in plan(ninstances=2)]`` is ``[[0], [1]]``, each with
+    ``OMP_NUM_THREADS=1``.
     """
     info = machine or hardware.current()
     if mode not in ("latency", "throughput"):

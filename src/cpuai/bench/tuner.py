@@ -243,7 +243,7 @@ def tune(
     check_objective(objective)
     if max_p99_ms is not None and max_p99_ms <= 0:
         raise ConfigError(
-            f"--max-p99-ms {max_p99_ms} is not allowed", fix="give a positive limit in milliseconds"
+            f"--max-p99-ms {max_p99_ms:g} is not allowed", fix="give a positive limit in milliseconds"
         )
     if eta < 2:
         raise ConfigError(f"eta {eta} is not allowed", fix="use eta 2 or more")

@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     state.debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="cpuai", standalone_mode=False)
-        return 0
+        rv = command.main(args=args, prog_name="cpuai", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 THRESHOLD = 1.10
 """Accelerate only if calibration measured the workload at least this much faster than stock."""
 
-VERSION = 2
+VERSION = 3
 """Bump when the calibration workloads change, so old caches are not reused."""
 
 

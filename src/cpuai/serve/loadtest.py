@@ -20,9 +20,10 @@ from cpuai.errors import ConfigError, DataError
 
 @dataclass(kw_only=True)
 class Payload:
-    """What every request sends: a body, its content type and the HTTP method."""
+    """What every request sends: a body (or ``bodies``, cycled), its content type and the HTTP method."""
 
     body: bytes = b""
+    bodies: list[bytes] = field(default_factory=list)
     content_type: str | None = None
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
@@ -89,10 +90,15 @@ async def run_async(
     errors: Counter[str] = Counter()
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
 
+        bodies = payload.bodies or [payload.body]
+        sent = [0]
+
         async def once() -> None:
+            body = bodies[sent[0] % len(bodies)]
+            sent[0] += 1
             start = time.perf_counter()
             try:
-                r = await client.request(payload.method, url, content=payload.body, headers=headers)
+                r = await client.request(payload.method, url, content=body, headers=headers)
                 if r.status_code < 400:
                     latencies.append(time.perf_counter() - start)
                 else:

@@ -125,7 +125,7 @@ class TextEmbedding:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InvalidInput(f"text {i} is a {type(t).__name__}, not a string", fix="pass strings")
-        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
+        lengths = [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]  # unpadded lengths
         order = np.argsort(lengths, kind="stable")
         out: np.ndarray | None = None
         for start in range(0, len(texts), batch_size):

@@ -1,0 +1,386 @@
+"""Serving benchmark: cpuai serve (batching on / off) vs a plain FastAPI app vs LitServe, on one engine.
+
+Models: all-MiniLM-L6-v2 (short real sentences from Python's docstrings, padded only to the longest
+in a batch, never to max_length) and the digits SmallCNN (a real digit PNG, multipart upload; its
+weights are untrained, which does not change its speed). Every server runs in its own process on
+the same cpuai engine (ONNX Runtime, all cores), does the same work (decode, preprocess, infer,
+postprocess) and is driven by the same closed-loop client (cpuai.serve.loadtest) at concurrency
+1, 8 and 32. The ceiling is the raw engine's batch-32 throughput on preprocessed inputs.
+
+    .venv/bin/python benchmarks/serve.py --quick     # ~100 requests per point
+    .venv/bin/python benchmarks/serve.py             # 1000 requests per point
+
+LitServe is benchmark-only: pip install litserve (never a cpuai dependency). Writes
+benchmarks/results/serve.json and prints a table (req/s, p50, p99, ratio to the ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results" / "serve.json"
+BOUNDARY = "cpuaibenchboundary"
+SERVERS = ("cpuai-batch", "cpuai-nobatch", "fastapi", "litserve")
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def sentences(n: int = 200) -> list[str]:
+    """Short real sentences: first sentences of Python docstrings, 20-160 characters."""
+    from cpuai.data.docstrings import docstrings
+
+    texts = [t.split(". ")[0].strip() for t in docstrings(limit=2000, seed=0)]
+    return [t for t in texts if 20 <= len(t) <= 160][:n]
+
+
+def digit_png() -> bytes:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    img = load_digits().images[0] / 16.0
+    img = np.kron(img, np.ones((4, 4)))
+    buf = io.BytesIO()
+    Image.fromarray(np.round(img * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def multipart(data: bytes) -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+def packages() -> dict[str, Path]:
+    """The two packages, built once into benchmarks/.cache."""
+    import torch
+
+    from cpuai import package as pkgmod
+    from cpuai.models import minilm
+    from cpuai.models.smallcnn import smallcnn
+
+    CACHE.mkdir(exist_ok=True)
+    text = CACHE / "minilm"
+    if not (text / "model.yaml").exists():
+        minilm.export(text, max_length=128)
+    digits = CACHE / "digits"
+    if not (digits / "model.yaml").exists():
+        torch.manual_seed(0)
+        model = smallcnn(num_classes=10, in_channels=1, width=8).eval()
+        manifest = pkgmod.Manifest(
+            name="digits",
+            task="image-classification",
+            format="onnx",
+            inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 1, 32, 32])],
+            outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 10])],
+            preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(32, 32), color="gray")),
+            labels=[str(i) for i in range(10)],
+        )
+
+        def files(tmp: Path) -> None:
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 1, 32, 32),),
+                str(tmp / "model.onnx"),
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
+                opset_version=17,
+                dynamo=False,
+            )
+
+        pkgmod.write(digits, manifest, files)
+    return {"minilm": text, "digits": digits}
+
+
+# -- the servers (each runs in its own process: `serve.py --worker KIND --model DIR --port P`) ----
+
+
+def _work(task: Any, kind: str, item: Any) -> dict[str, np.ndarray]:
+    return task.preprocess([item])
+
+
+def _answer(task: Any, kind: str, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
+    if kind == "text-embedding":
+        return task.postprocess(outputs, feeds=feeds)
+    return task.postprocess(outputs, top_k=5)
+
+
+def _pad_concat(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in feeds[0]:
+        parts = [f[name] for f in feeds]
+        if parts[0].ndim == 2:
+            longest = max(p.shape[1] for p in parts)
+            parts = [np.pad(p, ((0, 0), (0, longest - p.shape[1]))) for p in parts]
+        out[name] = np.concatenate(parts)
+    return out
+
+
+def worker(kind: str, model_dir: Path, port: int) -> None:
+    from cpuai import package as pkgmod
+
+    pkg = pkgmod.read(model_dir)
+    task_kind = pkg.manifest.task
+    if kind.startswith("cpuai"):
+        from cpuai.serve import ServeConfig, create_app, run
+
+        cfg = ServeConfig(
+            max_batch=32 if kind == "cpuai-batch" else 1, max_delay_ms=5, access_log=False, max_queue=4096
+        )
+        run(create_app(model_dir, cfg), host="127.0.0.1", port=port)
+        return
+
+    from cpuai.runtime import load
+    from cpuai.tasks import for_package
+
+    if kind == "fastapi":
+        import uvicorn
+        from fastapi import FastAPI, Request
+        from starlette.concurrency import run_in_threadpool
+
+        engine, task = load(pkg), for_package(pkg)
+        app = FastAPI()
+
+        def handle(item: Any) -> Any:
+            feeds = task.preprocess([item])
+            return _answer(task, task_kind, engine.infer(feeds), feeds)[0]
+
+        @app.post("/predict")
+        async def predict(request: Request) -> Any:
+            if task_kind == "text-embedding":
+                item = (await request.json())["text"]
+            else:
+                item = await (await request.form())["file"].read()
+            return await run_in_threadpool(handle, item)
+
+        @app.get("/health")
+        async def health() -> str:
+            return "ok"
+
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        return
+
+    import litserve as ls
+
+    class Api(ls.LitAPI):
+        def setup(self, device: str) -> None:
+            self.engine, self.task = load(pkg), for_package(pkg)
+
+        def decode_request(self, request: Any) -> Any:
+            if task_kind == "text-embedding":
+                return self.task.preprocess([request["text"]])
+            return self.task.preprocess([request["file"].file.read()])
+
+        def batch(self, inputs: list[Any]) -> Any:
+            return _pad_concat(inputs), inputs
+
+        def predict(self, x: Any) -> Any:
+            feeds, parts = x if isinstance(x, tuple) else (x, [x])
+            return self.engine.infer(feeds), feeds, parts
+
+        def unbatch(self, output: Any) -> list[Any]:
+            outputs, feeds, parts = output
+            answers = _answer(self.task, task_kind, outputs, feeds)
+            return answers
+
+        def encode_response(self, output: Any) -> Any:
+            if isinstance(output, tuple):  # unbatched single (max_batch_size 1 never happens here)
+                output = _answer(self.task, task_kind, output[0], output[1])[0]
+            return output if isinstance(output, dict) else {"predictions": output}
+
+    server = ls.LitServer(
+        Api(max_batch_size=32, batch_timeout=0.005),
+        accelerator="cpu",
+        workers_per_device=1,
+        track_requests=False,
+    )
+    server.run(
+        host="127.0.0.1", port=port, num_api_servers=1, log_level="warning", generate_client_file=False
+    )
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
+    """The raw engine: batch-32 rows/s on preprocessed inputs, and batch-1 latency (p50/p99, ms)."""
+    from cpuai import package as pkgmod
+    from cpuai.runtime import load
+    from cpuai.tasks import for_package
+
+    pkg = pkgmod.read(model_dir)
+    engine, task = load(pkg), for_package(pkg)
+    text = pkg.manifest.task == "text-embedding"
+    if text:  # length-sorted batches, as the server's grouping aims for
+        items = sorted(items, key=lambda t: len(task.tokenizer.encode(t).ids))
+    batches = [task.preprocess(items[i : i + 32]) for i in range(0, len(items) - 31, 32)] or [
+        task.preprocess(items)
+    ]
+    singles = [task.preprocess([it]) for it in items[:64]]
+    for f in batches[:2] + singles[:5]:
+        engine.infer(f)
+    start, rows = time.perf_counter(), 0
+    for r in range(rounds):
+        f = batches[r % len(batches)]
+        engine.infer(f)
+        rows += len(next(iter(f.values())))
+    rps = rows / (time.perf_counter() - start)
+    lat = []
+    for r in range(max(50, rounds * 4)):
+        f = singles[r % len(singles)]
+        t = time.perf_counter()
+        engine.infer(f)
+        lat.append((time.perf_counter() - t) * 1e3)
+    engine.close()
+    return {
+        "rows_per_s": rps,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
+
+
+def start_server(kind: str, model_dir: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    from cpuai.serve import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--worker", kind, "--model", str(model_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    health = "/health" if kind in ("fastapi", "litserve") else "/v2/health/ready"
+    for _ in range(1200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{health}", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    path = "/service" if kind.startswith("cpuai") else "/predict"
+    return proc, f"http://127.0.0.1:{port}{path}"
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--quick", action="store_true", help="~100 requests per point (minutes, not tens of them)"
+    )
+    ap.add_argument("--models", default="minilm,digits")
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, Path(args.model), args.port)
+        return
+
+    from cpuai.hardware import core_budget
+    from cpuai.serve.loadtest import Payload, run
+
+    n = 100 if args.quick else 1000
+    levels = [int(c) for c in args.concurrency.split(",")]
+    paths = packages()
+    texts = sentences()
+    png = digit_png()
+    results: dict[str, Any] = {
+        "quick": args.quick,
+        "cores": core_budget(),
+        "requests_per_point": n,
+        "models": {},
+    }
+    rows = []
+    for model in args.models.split(","):
+        if model == "minilm":
+            payload = Payload(
+                bodies=[json.dumps({"text": t}).encode() for t in texts], content_type="application/json"
+            )
+            items: list[Any] = texts
+        else:
+            payload = Payload(body=multipart(png), content_type=f"multipart/form-data; boundary={BOUNDARY}")
+            items = [png] * 128
+        ceil = ceiling(paths[model], items, rounds=20 if args.quick else 100)
+        entry: dict[str, Any] = {"ceiling": ceil, "servers": {}}
+        print(
+            f"{model}: engine ceiling {ceil['rows_per_s']:.0f} rows/s (batch 32), batch-1 latency "
+            f"p50 {ceil['p50_ms']:.2f} ms p99 {ceil['p99_ms']:.2f} ms",
+            flush=True,
+        )
+        for kind in args.servers.split(","):
+            try:
+                proc, url = start_server(kind, paths[model])
+            except Exception as err:  # e.g. litserve not installed
+                print(f"  {kind}: skipped ({err})", flush=True)
+                entry["servers"][kind] = {"skipped": str(err)[:300]}
+                continue
+            try:
+                points = {}
+                for c in levels:
+                    r = run(
+                        url,
+                        payload,
+                        concurrency=c,
+                        requests=max(n, 4 * c),
+                        duration=120,
+                        warmup=min(20, n // 5),
+                    )
+                    points[str(c)] = r.as_dict()
+                    ratio = r.rps / ceil["rows_per_s"]
+                    rows.append((model, kind, c, r.rps, r.p50_ms, r.p99_ms, ratio, sum(r.errors.values())))
+                    print(
+                        f"  {kind:14s} c={c:<3d} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
+                        f"  {ratio:5.2f}x ceiling  errors {sum(r.errors.values())}",
+                        flush=True,
+                    )
+                entry["servers"][kind] = points
+            finally:
+                stop_server(proc)
+        results["models"][model] = entry
+    print()
+    print(
+        f"{'model':8s} {'server':14s} {'conc':>4s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'x ceil':>7s} err"
+    )
+    for m, k, c, rps, p50, p99, ratio, err in rows:
+        print(f"{m:8s} {k:14s} {c:4d} {rps:9.1f} {p50:8.2f} {p99:8.2f} {ratio:7.2f} {err}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
