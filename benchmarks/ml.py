@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated algorithm keys")
     parser.add_argument("--recalibrate", action="store_true", help="measure the calibration again first")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--plot", type=Path, default=None, help="also write a bar chart PNG")
     args = parser.parse_args(argv)
 
     from rich.console import Console
 
     console = Console(highlight=False, width=200)
     from cpuai.ml import calibration
-    from cpuai.ml.bench import run_bench
+    from cpuai.ml.bench import plot_speedups, run_bench
 
     start = time.perf_counter()
     cal = calibration.load_or_calibrate(
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         "measured_below_1x": below,
         **result.to_dict(),
     }
+    if args.plot is not None:
+        console.print(f"chart: {plot_speedups(result, args.plot)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2, default=str))
     console.print(f"wrote {args.out}")

@@ -77,7 +77,11 @@ def test_tabular_encode_uses_train_statistics_and_unknown_category(tmp_path):
     assert prep.columns[0].mean == 2.0 and prep.columns[0].std == 1.0
     assert prep.columns[1].vocabulary == ["<unk>", "a", "b"]
     arrays = encode([{"x": "5", "c": "zzz", "y": "1"}], prep)
-    assert arrays.numeric.tolist() == [[3.0]] and arrays.categorical.tolist() == [[0]] and arrays.target.tolist() == [1.0]
+    assert (
+        arrays.numeric.tolist() == [[3.0]]
+        and arrays.categorical.tolist() == [[0]]
+        and arrays.target.tolist() == [1.0]
+    )
 
 
 def test_csv_missing_declared_column_names_it(tmp_path):
@@ -108,7 +112,9 @@ def test_synthetic_ctr_has_known_model_and_says_synthetic(tmp_path, capsys):
     cols2, prob2 = generate(5000, seed=3)
     assert np.array_equal(prob, prob2) and np.array_equal(cols["click"], cols2["click"])
     assert abs(cols["click"].mean() - prob.mean()) < 0.03  # clicks drawn from the stated probabilities
-    assert main(["data", "ctr", "--out", str(tmp_path / "ctr-synthetic.csv"), "--rows", "2000", "--json"]) == 0
+    assert (
+        main(["data", "ctr", "--out", str(tmp_path / "ctr-synthetic.csv"), "--rows", "2000", "--json"]) == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["synthetic"] is True and 0.6 < result["oracle_auc"] < 1.0
     desc = json.loads((tmp_path / "ctr-synthetic.json").read_text())

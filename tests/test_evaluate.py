@@ -1,4 +1,4 @@
-"""cpuai evaluate: accuracy, per-class scores, the confusion matrix (printed and PNG), mistakes; FP32 and INT8."""
+"""cpuai evaluate: accuracy, per-class scores, confusion matrix (printed and PNG), mistakes; FP32 and INT8."""
 
 from __future__ import annotations
 
@@ -34,10 +34,17 @@ def _reference_top1(model: Path, folder: Path) -> tuple[float, int]:
 
 def test_image_evaluation_matches_an_independent_computation(digits_onnx_package, digits32, tmp_path, capsys):
     plot = tmp_path / "cm.png"
-    assert main(["evaluate", str(digits_onnx_package), "--data", str(digits32), "--json", "--plot", str(plot)]) == 0
+    assert (
+        main(["evaluate", str(digits_onnx_package), "--data", str(digits32), "--json", "--plot", str(plot)])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     top1, count = _reference_top1(digits_onnx_package / "model.onnx", digits32 / "test")
-    assert result["count"] == count == 270 and result["backend"] == "onnxruntime" and result["precision"] == "fp32"
+    assert (
+        result["count"] == count == 270
+        and result["backend"] == "onnxruntime"
+        and result["precision"] == "fp32"
+    )
     assert result["metrics"]["top1"] == pytest.approx(top1, abs=1e-9)
     assert result["metrics"]["top5"] >= result["metrics"]["top1"]
     cm = np.array(result["confusion"])
@@ -60,7 +67,21 @@ def test_image_evaluation_matches_an_independent_computation(digits_onnx_package
 
 
 def test_human_output_prints_the_tables(digits_onnx_package, digits32, capsys):
-    assert main(["evaluate", str(digits_onnx_package), "--data", str(digits32), "--split", "val", "--mistakes", "3"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(digits_onnx_package),
+                "--data",
+                str(digits32),
+                "--split",
+                "val",
+                "--mistakes",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "top1" in out and "per class" in out and "confusion matrix (rows actual, columns predicted)" in out
     assert "hardest mistakes" in out
@@ -69,8 +90,12 @@ def test_human_output_prints_the_tables(digits_onnx_package, digits32, capsys):
 def test_int8_package_evaluates_the_same_way(digits_onnx_package, digits32, tmp_path, capsys):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    x = np.stack([np.asarray(Image.open(f).convert("L"), dtype=np.float32)[None] / 255.0
-                  for f in sorted((digits32 / "train").glob("*/*.png"))[::20]])
+    x = np.stack(
+        [
+            np.asarray(Image.open(f).convert("L"), dtype=np.float32)[None] / 255.0
+            for f in sorted((digits32 / "train").glob("*/*.png"))[::20]
+        ]
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -93,8 +118,27 @@ def test_int8_package_evaluates_the_same_way(digits_onnx_package, digits32, tmp_
 
 def test_torchscript_package_from_training(digits32, tmp_path, capsys):
     job = tmp_path / "job"
-    assert main(["train", "image-classification", "--data", str(digits32), "--out", str(job), "--epochs", "1",
-                 "--limit", "256", "--width", "8", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "image-classification",
+                "--data",
+                str(digits32),
+                "--out",
+                str(job),
+                "--epochs",
+                "1",
+                "--limit",
+                "256",
+                "--width",
+                "8",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", str(job / "package"), "--data", str(digits32), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -15,14 +15,32 @@ from cpuai.cli.app import main
 from cpuai.data.digits import export_digits
 from cpuai.train.jobdir import JobDir
 
-SMALL = ["--epochs", "2", "--limit", "256", "--width", "8", "--threads", "1", "--log-every", "2", "--size", "16"]
+SMALL = [
+    "--epochs",
+    "2",
+    "--limit",
+    "256",
+    "--width",
+    "8",
+    "--threads",
+    "1",
+    "--log-every",
+    "2",
+    "--size",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("jobs")
     data = export_digits(root / "data", size=16).root
-    assert main(["train", "image-classification", "--data", str(data), "--out", str(root / "runs" / "a"), *SMALL]) == 0
+    assert (
+        main(
+            ["train", "image-classification", "--data", str(data), "--out", str(root / "runs" / "a"), *SMALL]
+        )
+        == 0
+    )
     return root
 
 
@@ -30,7 +48,12 @@ def test_list_and_show(jobs, capsys):
     capsys.readouterr()
     assert main(["jobs", "list", str(jobs), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 1 and rows[0]["state"] == "finished" and rows[0]["epoch"] == 2 and rows[0]["model"] == "smallcnn"
+    assert (
+        len(rows) == 1
+        and rows[0]["state"] == "finished"
+        and rows[0]["epoch"] == 2
+        and rows[0]["model"] == "smallcnn"
+    )
     assert rows[0]["package"].endswith("package")
     assert main(["jobs", "show", str(jobs / "runs" / "a"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -47,7 +70,9 @@ def test_logs_prints_the_classic_lines(jobs, capsys):
 
 
 def test_a_killed_job_reads_as_crashed(jobs, tmp_path):
-    job = JobDir.create(tmp_path / "j", JobDir(jobs / "runs" / "a").spec().model_copy(update={"out": str(tmp_path / "j")}))
+    job = JobDir.create(
+        tmp_path / "j", JobDir(jobs / "runs" / "a").spec().model_copy(update={"out": str(tmp_path / "j")})
+    )
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     status = json.loads((job.path / "status.json").read_text())
     status.update(state="running", pid=proc.pid)

@@ -45,7 +45,20 @@ def test_bench_json_and_plot(env, tmp_path):
     _write_calibration()
     png = tmp_path / "ml.png"
     proc = subprocess.run(
-        [CPUAI, "ml", "bench", "--only", "kmeans,pca,ridge", "--repeats", "1", "--json", "--plot", str(png)],
+        [
+            CPUAI,
+            "ml",
+            "bench",
+            "--only",
+            "kmeans,pca,ridge",
+            "--repeats",
+            "1",
+            "--min-time",
+            "0",
+            "--json",
+            "--plot",
+            str(png),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -108,6 +121,7 @@ def test_bench_table_renders_speedups_and_slowdowns():
         (["--size", "huge"], "unknown size 'huge'"),
         (["--only", "kmeans,nosuch"], "unknown algorithm 'nosuch'"),
         (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+        (["--min-time", "-1"], "--min-time must not be negative, got -1.0"),
     ],
 )
 def test_bench_bad_options(env, capfd, args, message):
@@ -116,11 +130,12 @@ def test_bench_bad_options(env, capfd, args, message):
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_real_calibration_is_cached_per_fingerprint(env, tmp_path):
     code = textwrap.dedent("""
         import json
         from cpuai.ml import calibration
-        cal = calibration.calibrate(keys=["kmeans", "linear_regression"], repeats=1)
+        cal = calibration.calibrate(keys=["kmeans", "linear_regression"], repeats=1, min_seconds=0)
         path = calibration.save(cal)
         again = calibration.load()
         print(json.dumps({"path": str(path), "speedups": cal.speedups, "choices": cal.choices,

@@ -1,4 +1,4 @@
-"""cpuai train: the package contract, the classic log line, transfer learning, bad inputs, resume, signals, workers."""
+"""cpuai train: package contract, classic log line, transfer learning, bad inputs, resume, signals, workers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,20 @@ from cpuai.cli.app import main
 from cpuai.data.digits import export_digits
 
 CLASSIC = re.compile(r"step \d+, loss = \d+\.\d\d \(\d+\.\d examples/sec, \d+\.\d\d\d sec/batch\)")
-SMALL = ["--epochs", "2", "--limit", "320", "--width", "8", "--threads", "1", "--log-every", "2", "--precision", "fp32"]
+SMALL = [
+    "--epochs",
+    "2",
+    "--limit",
+    "320",
+    "--width",
+    "8",
+    "--threads",
+    "1",
+    "--log-every",
+    "2",
+    "--precision",
+    "fp32",
+]
 CLI = [sys.executable, "-m", "cpuai.cli.app"]
 
 
@@ -49,7 +62,9 @@ def _wait_for(predicate, timeout: float = 240.0, proc: subprocess.Popen | None =
         if predicate():
             return
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process ended early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"process ended early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
         time.sleep(0.2)
     raise AssertionError("timed out waiting")
 
@@ -65,7 +80,9 @@ def test_package_contract(trained_job):
     package = pkgmod.read(trained_job / "package")
     m = package.manifest
     assert m.format == "torchscript" and m.task == "image-classification" and m.precision == "fp32"
-    assert m.inputs[0].name == "input" and m.inputs[0].shape == [-1, 1, 16, 16] and m.inputs[0].layout == "NCHW"
+    assert (
+        m.inputs[0].name == "input" and m.inputs[0].shape == [-1, 1, 16, 16] and m.inputs[0].layout == "NCHW"
+    )
     assert m.outputs[0].name == "logits" and m.outputs[0].shape == [-1, 10]
     assert m.labels == [str(i) for i in range(10)]
     assert (trained_job / "package" / "labels.txt").read_text().split() == m.labels
@@ -118,14 +135,18 @@ def test_package_converts_to_onnx(trained_job, tmp_path):
     convert = pytest.importorskip("cpuai.convert")
     if not hasattr(convert, "convert"):
         pytest.skip("cpuai.convert.convert is not there yet")
-    assert main(["convert", str(trained_job / "package"), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    assert (
+        main(["convert", str(trained_job / "package"), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    )
     onnx_pkg = pkgmod.read(tmp_path / "onnx")
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_pkg.model_file), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((3, 1, 16, 16), dtype=np.float32)
     traced = torch.jit.load(str(trained_job / "package" / "model.pt"))
-    np.testing.assert_allclose(session.run(None, {"input": x})[0], traced(torch.from_numpy(x)).detach().numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        session.run(None, {"input": x})[0], traced(torch.from_numpy(x)).detach().numpy(), rtol=1e-3, atol=1e-4
+    )
 
 
 def test_transfer_learning_replaces_the_head(trained_job, digits16, tmp_path):
@@ -134,8 +155,25 @@ def test_transfer_learning_replaces_the_head(trained_job, digits16, tmp_path):
         for label in "01234":
             shutil.copytree(digits16 / split / label, five / split / label)
     job = tmp_path / "tl"
-    assert main(["train", "image-classification", "--data", str(five), "--out", str(job), "--epochs", "1",
-                 "--threads", "1", "--from", str(trained_job)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "image-classification",
+                "--data",
+                str(five),
+                "--out",
+                str(job),
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--from",
+                str(trained_job),
+            ]
+        )
+        == 0
+    )
     m = pkgmod.read(job / "package").manifest
     assert m.labels == list("01234") and m.outputs[0].shape == [-1, 5]
     assert m.architecture.kwargs["num_classes"] == 5 and m.architecture.kwargs["width"] == 8
@@ -151,7 +189,11 @@ def test_empty_data_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert _train(tmp_path / "empty", tmp_path / "job") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: data folder") and "has no class subfolders" in err and "DIR/<label>/<image>" in err
+    assert (
+        err.startswith("error: data folder")
+        and "has no class subfolders" in err
+        and "DIR/<label>/<image>" in err
+    )
 
 
 def test_one_class_folder(digits16, tmp_path, capsys):
@@ -199,8 +241,13 @@ def test_resume_refuses_finished_foreign_and_reused_dirs(trained_job, digits16, 
 
 def _start(data: Path, job: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([*CLI, "train", "image-classification", "--data", str(data), "--out", str(job), *SMALL, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [*CLI, "train", "image-classification", "--data", str(data), "--out", str(job), *SMALL, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _test_top1(job: Path) -> float:
@@ -223,8 +270,11 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(digits16, tmp_path):
     assert json.loads((job / "status.json").read_text())["state"] == "finished"
     assert "resumed from" in (job / "train.log").read_text()
     assert abs(_test_top1(job) - _test_top1(reference)) <= 0.03
-    epochs = [json.loads(line)["epoch"] for line in (job / "metrics.jsonl").read_text().splitlines() if '"epoch", ' in line
-              or '"kind": "epoch"' in line]
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in (job / "metrics.jsonl").read_text().splitlines()
+        if '"epoch", ' in line or '"kind": "epoch"' in line
+    ]
     assert epochs[-1] == 4
 
 
@@ -232,7 +282,9 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(digits16, tmp_path):
 def test_sigterm_writes_a_fresh_checkpoint_then_resume_finishes(digits16, tmp_path):
     job = tmp_path / "term"
     proc = _start(digits16, job, "--epochs", "3")
-    _wait_for(lambda: (job / "train.log").exists() and CLASSIC.search((job / "train.log").read_text()), proc=proc)
+    _wait_for(
+        lambda: (job / "train.log").exists() and CLASSIC.search((job / "train.log").read_text()), proc=proc
+    )
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
@@ -258,5 +310,8 @@ def test_two_workers_train_to_the_same_accuracy_band(digits16, tmp_path):
     a, b = _test_top1(one), _test_top1(two)
     assert a > 0.5 and b > 0.5 and abs(a - b) <= 0.1, (a, b)
     # same global batch: the same number of optimizer steps
-    steps = lambda job: [json.loads(x)["step"] for x in (job / "metrics.jsonl").read_text().splitlines() if '"step"' in x]  # noqa: E731
-    assert steps(one)[-1] == steps(two)[-1]
+    def last_step(job: Path) -> int:
+        lines = (job / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["step"] for x in lines if '"kind": "step"' in x][-1]
+
+    assert last_step(one) == last_step(two)

@@ -24,6 +24,7 @@ def digits_copy(digits_onnx_package: Path, tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_tune_latency_writes_deploy_that_runtime_uses(digits_copy: Path, capsys) -> None:
     rc = main(["tune", str(digits_copy), "--objective", "latency", "--budget", "100ms"])
     out = capsys.readouterr().out
@@ -48,6 +49,7 @@ def test_tune_latency_writes_deploy_that_runtime_uses(digits_copy: Path, capsys)
         engine.close()
 
 
+@pytest.mark.slow
 def test_tune_throughput_prunes_and_respects_the_p99_limit(digits_copy: Path, tmp_path: Path) -> None:
     import json
 

@@ -1,4 +1,4 @@
-"""Wide & Deep on SYNTHETIC click-through data: it beats the wide-only logistic baseline's AUC; evaluate reports AUC."""
+"""Wide & Deep on SYNTHETIC click-through data beats the wide-only logistic baseline's AUC; evaluate reports AUC."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def trained(ctr, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for model in ("wide", "wide-deep"):
         job = jobs / model
-        assert main(["train", "wide-deep", "--data", str(ctr[0]), "--out", str(job), "--model", model, *FLAGS]) == 0
+        assert (
+            main(["train", "wide-deep", "--data", str(ctr[0]), "--out", str(job), "--model", model, *FLAGS])
+            == 0
+        )
         out[model] = job
     return out
 
@@ -56,11 +59,13 @@ def test_wide_only_is_logistic_regression(trained, ctr):
     m = pkgmod.read(trained["wide"] / "package").manifest
     _header, rows = read_csv(ctr[0])
     parts = split_rows(len(rows), val=0.15, test=0.15, seed=0)
+
     def features(idx):
         a = encode([rows[i] for i in idx], m.preprocessing.tabular)
         cards = [len(c.vocabulary) for c in m.preprocessing.tabular.columns if c.kind == "categorical"]
         onehot = [np.eye(k)[a.categorical[:, j]] for j, k in enumerate(cards)]
         return np.hstack([a.numeric, *onehot]), a.target
+
     x, y = features(parts["train"])
     xt, yt = features(parts["test"])
     sk = roc_auc_score(yt, LogisticRegression(max_iter=500).fit(x, y).predict_proba(xt)[:, 1])
@@ -71,10 +76,17 @@ def test_package_contract(trained):
     package = pkgmod.read(trained["wide-deep"] / "package")
     m = package.manifest
     assert m.task == "tabular" and m.format == "torchscript"
-    assert [(i.name, i.dtype, i.shape) for i in m.inputs] == [("numeric", "float32", [-1, 3]), ("categorical", "int64", [-1, 3])]
+    assert [(i.name, i.dtype, i.shape) for i in m.inputs] == [
+        ("numeric", "float32", [-1, 3]),
+        ("categorical", "int64", [-1, 3]),
+    ]
     assert m.outputs[0].name == "logits" and m.outputs[0].shape == [-1, 1]
     cols = {c.name: c for c in m.preprocessing.tabular.columns}
-    assert cols["site"].kind == "categorical" and cols["site"].vocabulary[0] == "<unk>" and len(cols["site"].vocabulary) == 13
+    assert (
+        cols["site"].kind == "categorical"
+        and cols["site"].vocabulary[0] == "<unk>"
+        and len(cols["site"].vocabulary) == 13
+    )
     assert cols["price"].kind == "numeric" and abs(cols["price"].mean) < 0.1
     assert m.preprocessing.tabular.target == "click" and m.extra["synthetic_data"] is True
     assert {"val_auc", "test_auc", "test_logloss", "test_accuracy"} <= set(m.metrics)
@@ -100,8 +112,10 @@ def test_tabular_task_scores_rows(trained):
     package = pkgmod.read(trained["wide-deep"] / "package")
     task = for_package(package)
     assert task.kind == "tabular"
-    rows = [{"price": "2.0", "age": "-1.5", "hour": "0", "site": "site3", "ad": "ad4", "device": "device1"},
-            {"price": "-2.0", "age": "1.5", "hour": "0", "site": "never-seen", "ad": "ad4", "device": "device1"}]
+    rows = [
+        {"price": "2.0", "age": "-1.5", "hour": "0", "site": "site3", "ad": "ad4", "device": "device1"},
+        {"price": "-2.0", "age": "1.5", "hour": "0", "site": "never-seen", "ad": "ad4", "device": "device1"},
+    ]
     engine = load(package, backend="torch", threads=1)
     answers = task.postprocess(engine.infer(task.preprocess(rows)))
     assert [set(a) for a in answers] == [{"label", "probability", "probabilities"}] * 2
@@ -113,11 +127,29 @@ def test_tabular_task_scores_rows(trained):
 
 
 def test_csv_missing_declared_column(ctr, tmp_path, capsys):
-    code = main(["train", "wide-deep", "--data", str(ctr[0]), "--out", str(tmp_path / "j"),
-                 "--numeric", "price,age,colour", "--categorical", "site", "--target", "click"])
+    code = main(
+        [
+            "train",
+            "wide-deep",
+            "--data",
+            str(ctr[0]),
+            "--out",
+            str(tmp_path / "j"),
+            "--numeric",
+            "price,age,colour",
+            "--categorical",
+            "site",
+            "--target",
+            "click",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
-    assert "missing declared column(s) 'colour'" in err and "columns: price, age, hour" in err and "--numeric" in err
+    assert (
+        "missing declared column(s) 'colour'" in err
+        and "columns: price, age, hour" in err
+        and "--numeric" in err
+    )
 
 
 def test_undeclared_columns_without_sidecar(tmp_path, capsys):

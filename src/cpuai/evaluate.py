@@ -37,6 +37,7 @@ class Evaluation:
     confusion: list[list[int]] | None = None
     mistakes: list[dict[str, Any]] | None = None
     skipped: list[str] = field(default_factory=list)
+    name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +56,13 @@ def readable_samples(samples: list[tuple[Path, int]]) -> tuple[list[tuple[Path, 
         except Exception:
             bad.append(str(path))
     if bad:
-        log.warning("warning: skipped %d unreadable image(s) of %d (%s%s)", len(bad), len(samples),
-                    ", ".join(bad[:3]), ", ..." if len(bad) > 3 else "")
+        log.warning(
+            "warning: skipped %d unreadable image(s) of %d (%s%s)",
+            len(bad),
+            len(samples),
+            ", ".join(bad[:3]),
+            ", ..." if len(bad) > 3 else "",
+        )
     return good, bad
 
 
@@ -86,28 +92,44 @@ def evaluate(
 
         dataset, skipped = csv_dataset(data, task), []  # type: ignore[arg-type]
     else:
-        raise ConfigError(f"cpuai evaluate does not score '{kind}' packages", fix="evaluate an image-classification or tabular package")
+        raise ConfigError(
+            f"cpuai evaluate does not score '{kind}' packages",
+            fix="evaluate an image-classification or tabular package",
+        )
     engine = load(pkg, backend=backend, threads=threads)
     try:
         score = task.score(engine, dataset, batch_size=batch_size)
     finally:
         engine.close()
     result = Evaluation(
-        package=str(pkg.path), task=kind, backend=engine.backend, precision=engine.precision, data=str(data),
-        count=score.count, metrics={k: float(v) for k, v in score.values.items()}, labels=pkg.labels, skipped=skipped,
+        package=str(pkg.path),
+        task=kind,
+        backend=engine.backend,
+        precision=engine.precision,
+        data=str(data),
+        count=score.count,
+        metrics={k: float(v) for k, v in score.values.items()},
+        labels=pkg.labels,
+        skipped=skipped,
+        name=pkg.manifest.name,
     )
     if kind == "image-classification":
         _classification_details(result, score.details, mistakes)
     return result
 
 
-def _image_dataset(pkg: pkgmod.ModelPackage, data: Path, split: str | None) -> tuple[list[tuple[str, int]], list[str]]:
+def _image_dataset(
+    pkg: pkgmod.ModelPackage, data: Path, split: str | None
+) -> tuple[list[tuple[str, int]], list[str]]:
     from cpuai.data.imagefolder import ImageFolder
 
     folder = ImageFolder.open(data, split, classes=pkg.labels)
     good, skipped = readable_samples(folder.samples)
     if not good:
-        raise DataError(f"none of the {len(folder.samples)} images in {folder.root} can be read", fix="check the image files")
+        raise DataError(
+            f"none of the {len(folder.samples)} images in {folder.root} can be read",
+            fix="check the image files",
+        )
     return [(str(p), y) for p, y in good], skipped
 
 
@@ -119,9 +141,16 @@ def _classification_details(result: Evaluation, details: dict[str, Any], top: in
     y = np.asarray(details["targets"])
     pred = np.asarray(details["predictions"])
     probs = np.asarray(details["probabilities"])
-    precision, recall, _f1, support = precision_recall_fscore_support(y, pred, labels=list(range(k)), zero_division=0)
+    precision, recall, _f1, support = precision_recall_fscore_support(
+        y, pred, labels=list(range(k)), zero_division=0
+    )
     result.per_class = [
-        {"label": labels[i], "precision": float(precision[i]), "recall": float(recall[i]), "support": int(support[i])}
+        {
+            "label": labels[i],
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "support": int(support[i]),
+        }
         for i in range(k)
     ]
     result.confusion = confusion_matrix(y, pred, labels=list(range(k))).tolist()
@@ -129,8 +158,13 @@ def _classification_details(result: Evaluation, details: dict[str, Any], top: in
     order = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:top]
     paths = details.get("paths") or [None] * len(y)
     result.mistakes = [
-        {"file": paths[i], "actual": labels[y[i]], "predicted": labels[pred[i]],
-         "confidence": float(probs[i, pred[i]]), "actual_score": float(probs[i, y[i]])}
+        {
+            "file": paths[i],
+            "actual": labels[y[i]],
+            "predicted": labels[pred[i]],
+            "confidence": float(probs[i, pred[i]]),
+            "actual_score": float(probs[i, y[i]]),
+        }
         for i in order
     ]
 
@@ -157,13 +191,22 @@ def plot_confusion(result: Evaluation, path: str | Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     top1 = result.metrics.get("top1", float("nan"))
-    ax.set_title(f"{Path(result.package).name} ({result.backend}/{result.precision}): top-1 {top1:.4f}")
+    ax.set_title(
+        f"{result.name or Path(result.package).name} ({result.backend}/{result.precision}): top-1 {top1:.4f}"
+    )
     threshold = cm.max() / 2 if cm.size else 0
     if len(cm) <= 30:
         for i in range(len(cm)):
             for j in range(len(cm)):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cm[i, j] > threshold else "black",
+                )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

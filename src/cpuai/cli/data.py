@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-data_app = typer.Typer(help="Write ready-made data sets: digits (real) and ctr (synthetic).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Write ready-made data sets: digits (real) and ctr (synthetic).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,15 +30,24 @@ def digits(
 
     result = export_digits(out, size=size, rgb=rgb, seed=seed)
     if json:
-        print_json({"root": str(result.root), "counts": result.counts, "size": result.size, "color": result.color})
+        print_json(
+            {"root": str(result.root), "counts": result.counts, "size": result.size, "color": result.color}
+        )
         return
-    console.print(table(f"digits -> {result.root} ({result.color} {size}x{size})", ["split", "images"],
-                        [*result.counts.items(), ("total", sum(result.counts.values()))]))
+    console.print(
+        table(
+            f"digits -> {result.root} ({result.color} {size}x{size})",
+            ["split", "images"],
+            [*result.counts.items(), ("total", sum(result.counts.values()))],
+        )
+    )
 
 
 @data_app.command("ctr")
 def ctr(
-    out: Path = typer.Option(Path("ctr-synthetic.csv"), "--out", help="CSV file to write (a .json description goes beside it)."),
+    out: Path = typer.Option(
+        Path("ctr-synthetic.csv"), "--out", help="CSV file to write (a .json description goes beside it)."
+    ),
     rows: int = typer.Option(20000, "--rows", help="Number of synthetic impressions."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generating model and the draws."),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -46,10 +57,18 @@ def ctr(
     from cpuai.data.ctr import write_ctr
 
     result = write_ctr(out, rows=rows, seed=seed)
-    summary = {"csv": str(result.csv), "description": str(result.description), "rows": result.rows,
-               "click_rate": round(result.click_rate, 4), "oracle_auc": round(result.oracle_auc, 4), "synthetic": True}
+    summary = {
+        "csv": str(result.csv),
+        "description": str(result.description),
+        "rows": result.rows,
+        "click_rate": round(result.click_rate, 4),
+        "oracle_auc": round(result.oracle_auc, 4),
+        "synthetic": True,
+    }
     if json:
         print_json(summary)
         return
-    console.print(f"wrote {result.rows} SYNTHETIC rows to {result.csv} (click rate {result.click_rate:.3f}); "
-                  f"the true model's AUC is {result.oracle_auc:.4f}; description in {result.description}")
+    console.print(
+        f"wrote {result.rows} SYNTHETIC rows to {result.csv} (click rate {result.click_rate:.3f}); "
+        f"the true model's AUC is {result.oracle_auc:.4f}; description in {result.description}"
+    )

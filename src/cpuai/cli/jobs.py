@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-jobs_app = typer.Typer(help="Read training job directories: list, show, logs [--follow].", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Read training job directories: list, show, logs [--follow].", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -57,15 +59,31 @@ def list_jobs(
     if not rows:
         console.print(f"no training jobs under {root}")
         return
-    console.print(table(None, ["job", "state", "recipe", "model", "epoch", "val"],
-                        [(r["job"], r["state"], r["recipe"], r["model"], f"{r['epoch']}/{r['epochs']}",
-                          _val(r["last_epoch"])) for r in rows]))
+    console.print(
+        table(
+            None,
+            ["job", "state", "recipe", "model", "epoch", "val"],
+            [
+                (
+                    r["job"],
+                    r["state"],
+                    r["recipe"],
+                    r["model"],
+                    f"{r['epoch']}/{r['epochs']}",
+                    _val(r["last_epoch"]),
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 def _val(record: dict | None) -> str:
     if not record:
         return "-"
-    return ", ".join(f"{k[4:]} {v:.4f}" for k, v in record.items() if k.startswith("val_") and k != "val_loss")
+    return ", ".join(
+        f"{k[4:]} {v:.4f}" for k, v in record.items() if k.startswith("val_") and k != "val_loss"
+    )
 
 
 @jobs_app.command("show")

@@ -94,6 +94,9 @@ def bench_command(
     plot: Path = typer.Option(None, "--plot", help="Write a bar chart of the speed-ups to this PNG."),
     only: str = typer.Option(None, "--only", help="Comma-separated algorithm keys (default: all)."),
     repeats: int = typer.Option(3, "--repeats", help="Runs per measurement; the best is kept."),
+    min_time: float = typer.Option(
+        0.3, "--min-time", help="Keep repeating quick workloads up to this many s."
+    ),
 ) -> None:
     """Stock vs accelerated (policy all and measured) in one run: fit/predict times, speed-ups, agreement."""
     from cpuai.cli.output import console, print_json
@@ -104,6 +107,7 @@ def bench_command(
         size=size,
         keys=keys,
         repeats=repeats,
+        min_seconds=min_time,
         progress=None if json_out else lambda k: console.print(f"timing {k}"),
     )
     if plot is not None:

@@ -23,12 +23,14 @@ def register(app: typer.Typer) -> None:
 
 
 class JobStopped(JobError):
-    """The job stopped on a signal after checkpointing; exits 128 + the signal number, as a killed process would."""
+    """Stopped on a signal after checkpointing; exits 128 + the signal number, like a killed process."""
 
     def __init__(self, signum: int, job: Path) -> None:
         self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal.Signals(signum).name}: checkpoint written",
-                         fix=f"continue with: cpuai train --resume {job}")
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name}: checkpoint written",
+            fix=f"continue with: cpuai train --resume {job}",
+        )
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -63,22 +65,57 @@ def _run(values: dict[str, Any] | None, *, resume: Path | None = None, json: boo
 
 
 def _common(
-    data: str, out: Path, model: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
-    from_: str | None, precision: str, workers: int, nnodes: int, node_rank: int, master_addr: str,
-    master_port: int, seed: int, patience: int, limit: int | None, threads: int | None, log_every: int,
-    checkpoint_every: int, name: str | None,
+    data: str,
+    out: Path,
+    model: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    from_: str | None,
+    precision: str,
+    workers: int,
+    nnodes: int,
+    node_rank: int,
+    master_addr: str,
+    master_port: int,
+    seed: int,
+    patience: int,
+    limit: int | None,
+    threads: int | None,
+    log_every: int,
+    checkpoint_every: int,
+    name: str | None,
 ) -> dict[str, Any]:
-    return {"data": data, "out": str(out), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-            "from": from_, "precision": precision, "workers": workers, "nnodes": nnodes, "node_rank": node_rank,
-            "master_addr": master_addr, "master_port": master_port, "seed": seed, "patience": patience,
-            "limit": limit, "threads": threads, "log_every": log_every, "checkpoint_every": checkpoint_every,
-            "name": name}
+    return {
+        "data": data,
+        "out": str(out),
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "from": from_,
+        "precision": precision,
+        "workers": workers,
+        "nnodes": nnodes,
+        "node_rank": node_rank,
+        "master_addr": master_addr,
+        "master_port": master_port,
+        "seed": seed,
+        "patience": patience,
+        "limit": limit,
+        "threads": threads,
+        "log_every": log_every,
+        "checkpoint_every": checkpoint_every,
+        "name": name,
+    }
 
 
 @train_app.callback(invoke_without_command=True)
 def train_root(
     ctx: typer.Context,
-    resume: Path | None = typer.Option(None, "--resume", help="Continue the job in JOBDIR from its last checkpoint."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue the job in JOBDIR from its last checkpoint."
+    ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model as a job, or continue one with --resume JOBDIR."""
@@ -103,14 +140,24 @@ def image_classification(
     out: Path = typer.Option(..., "--out", help="Job directory to create."),
     model: str | None = typer.Option(None, "--model", help="smallcnn (default), resnet8 or resnet18."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 15)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Global batch over all workers (default 64)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Global batch over all workers (default 64)."
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 0.003)."),
-    from_: str | None = typer.Option(None, "--from", help="Start from a package, job dir or checkpoint; replaces its head."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the CPU has AMX/AVX512-BF16), fp32, bf16."),
-    size: int | None = typer.Option(None, "--size", help="Image side after resize (default: the images' own)."),
+    from_: str | None = typer.Option(
+        None, "--from", help="Start from a package, job dir or checkpoint; replaces its head."
+    ),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bf16 where the CPU has AMX/AVX512-BF16), fp32, bf16."
+    ),
+    size: int | None = typer.Option(
+        None, "--size", help="Image side after resize (default: the images' own)."
+    ),
     color: str = typer.Option("auto", "--color", help="auto, rgb or gray."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random shifts during training."),
-    hflip: bool = typer.Option(False, "--hflip", help="Also random horizontal flips (not for digits or text)."),
+    hflip: bool = typer.Option(
+        False, "--hflip", help="Also random horizontal flips (not for digits or text)."
+    ),
     width: int | None = typer.Option(None, "--width", help="Base channel width of the model."),
     workers: int = typer.Option(1, "--workers", help="Data-parallel worker processes on this node (gloo)."),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines in the job (each runs --workers)."),
@@ -118,18 +165,46 @@ def image_classification(
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of node 0 (multi-node)."),
     master_port: int = typer.Option(29511, "--master-port", help="Port on node 0 (multi-node)."),
     seed: int = typer.Option(0, "--seed", help="Seed for init, data order and augmentation."),
-    patience: int = typer.Option(5, "--patience", help="Early stop after this many epochs without a better val score (0: never)."),
+    patience: int = typer.Option(
+        5, "--patience", help="Early stop after this many epochs without a better val score (0: never)."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Train on a seeded subset of this many images."),
-    threads: int | None = typer.Option(None, "--threads", help="Threads per worker (default: its share of the cores)."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Threads per worker (default: its share of the cores)."
+    ),
     log_every: int = typer.Option(10, "--log-every", help="Steps between log lines."),
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="Also checkpoint every N steps (0: each epoch)."),
+    checkpoint_every: int = typer.Option(
+        0, "--checkpoint-every", help="Also checkpoint every N steps (0: each epoch)."
+    ),
     name: str | None = typer.Option(None, "--name", help="Package name (default: the data folder's name)."),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train an image classifier on an image folder; the package lands in OUT/package."""
-    values = _common(data, out, model, epochs, batch_size, lr, from_, precision, workers, nnodes, node_rank,
-                     master_addr, master_port, seed, patience, limit, threads, log_every, checkpoint_every, name)
-    values.update(recipe="image-classification", size=size, color=color, augment=augment, hflip=hflip, width=width)
+    values = _common(
+        data,
+        out,
+        model,
+        epochs,
+        batch_size,
+        lr,
+        from_,
+        precision,
+        workers,
+        nnodes,
+        node_rank,
+        master_addr,
+        master_port,
+        seed,
+        patience,
+        limit,
+        threads,
+        log_every,
+        checkpoint_every,
+        name,
+    )
+    values.update(
+        recipe="image-classification", size=size, color=color, augment=augment, hflip=hflip, width=width
+    )
     _run(values, json=json)
 
 
@@ -137,10 +212,16 @@ def image_classification(
 def wide_deep(
     data: str = typer.Option(..., "--data", help="CSV file with a header line."),
     out: Path = typer.Option(..., "--out", help="Job directory to create."),
-    numeric: str | None = typer.Option(None, "--numeric", help="Numeric columns, comma-separated (default: the CSV's .json)."),
-    categorical: str | None = typer.Option(None, "--categorical", help="Categorical columns, comma-separated."),
+    numeric: str | None = typer.Option(
+        None, "--numeric", help="Numeric columns, comma-separated (default: the CSV's .json)."
+    ),
+    categorical: str | None = typer.Option(
+        None, "--categorical", help="Categorical columns, comma-separated."
+    ),
     target: str | None = typer.Option(None, "--target", help="The 0/1 target column."),
-    model: str | None = typer.Option(None, "--model", help="wide-deep (default) or wide (logistic baseline)."),
+    model: str | None = typer.Option(
+        None, "--model", help="wide-deep (default) or wide (logistic baseline)."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 8)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Global batch (default 128)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 0.02)."),
@@ -162,8 +243,34 @@ def wide_deep(
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train Wide & Deep (or the wide-only logistic baseline) on a CSV; reports AUC, log-loss, accuracy."""
-    values = _common(data, out, model, epochs, batch_size, lr, None, precision, workers, nnodes, node_rank,
-                     master_addr, master_port, seed, patience, limit, threads, log_every, checkpoint_every, name)
-    values.update(recipe="wide-deep", numeric=_split(numeric), categorical=_split(categorical), target=target,
-                  val_fraction=val_fraction, test_fraction=test_fraction)
+    values = _common(
+        data,
+        out,
+        model,
+        epochs,
+        batch_size,
+        lr,
+        None,
+        precision,
+        workers,
+        nnodes,
+        node_rank,
+        master_addr,
+        master_port,
+        seed,
+        patience,
+        limit,
+        threads,
+        log_every,
+        checkpoint_every,
+        name,
+    )
+    values.update(
+        recipe="wide-deep",
+        numeric=_split(numeric),
+        categorical=_split(categorical),
+        target=target,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
     _run(values, json=json)

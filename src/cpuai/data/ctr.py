@@ -24,7 +24,8 @@ TARGET = "click"
 CARDINALITY = {"site": 12, "ad": 15, "device": 4}
 
 GENERATING_MODEL = (
-    "logit = -1.0 + 0.8*price - 0.5*age + 0.3*hour + site_effect[site] + ad_effect[ad] + device_effect[device]"
+    "logit = -1.0 + 0.8*price - 0.5*age + 0.3*hour"
+    " + site_effect[site] + ad_effect[ad] + device_effect[device]"
     " + 1.2*pair[site, ad] + 0.9*price*age ; click ~ Bernoulli(sigmoid(logit)); price, age, hour ~ N(0, 1);"
     " site_effect, ad_effect, device_effect ~ N(0, 0.5), pair ~ N(0, 1), all drawn from the seed"
 )
@@ -75,7 +76,9 @@ def write_ctr(out: str | Path, *, rows: int = 20000, seed: int = 0) -> CtrData:
         writer.writerow(header)
         for i in range(rows):
             writer.writerow(
-                [f"{cols[n][i]:.5f}" for n in NUMERIC] + [f"{c}{cols[c][i]}" for c in CATEGORICAL] + [int(cols[TARGET][i])]
+                [f"{cols[n][i]:.5f}" for n in NUMERIC]
+                + [f"{c}{cols[c][i]}" for c in CATEGORICAL]
+                + [int(cols[TARGET][i])]
             )
     oracle = float(roc_auc_score(cols[TARGET], prob))
     desc = path.with_suffix(".json")

@@ -32,7 +32,9 @@ def split_indices(labels: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
-    train, rest = train_test_split(idx, train_size=SPLIT_FRACTIONS["train"], stratify=labels, random_state=seed)
+    train, rest = train_test_split(
+        idx, train_size=SPLIT_FRACTIONS["train"], stratify=labels, random_state=seed
+    )
     val, test = train_test_split(rest, train_size=0.5, stratify=labels[rest], random_state=seed)
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 

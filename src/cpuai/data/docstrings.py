@@ -250,14 +250,14 @@ def docstrings(
 # Hand-written paraphrases of what a stdlib object does, and the object whose docstring says it.
 _PARAPHRASES: tuple[tuple[str, str], ...] = (
     ("compute the square root of a number", "math.sqrt"),
-    ("turn a Python object into a JSON formatted string", "json.dumps"),
+    ("serialize an object into a JSON string", "json.dumps"),
     ("make a deep copy of an object, copying nested objects too", "copy.deepcopy"),
     ("find all the non-overlapping regex matches in a string", "re.findall"),
     ("create a temporary folder that gets removed afterwards", "tempfile.TemporaryDirectory"),
     ("delete a whole directory tree recursively", "shutil.rmtree"),
     ("decode a base64 encoded bytes object", "base64.b64decode"),
     ("compute the greatest common divisor of integers", "math.gcd"),
-    ("sleep or pause execution for a number of seconds", "time.sleep"),
+    ("pause the program for a number of seconds", "time.sleep"),
     ("pick a random element from a non-empty sequence", "random.Random.choice"),
     ("compute the arithmetic mean average of data", "statistics.mean"),
     ("count hashable items like a bag or multiset", "collections.Counter"),

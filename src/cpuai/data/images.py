@@ -74,7 +74,9 @@ def detect_size(folder: ImageFolder) -> tuple[int, int]:
     raise DataError(f"no readable image among the first files of {folder.root}", fix="check the image files")
 
 
-def decode_folder(folder: ImageFolder, *, size: tuple[int, int], color: str, threads: int | None = None) -> DecodedImages:
+def decode_folder(
+    folder: ImageFolder, *, size: tuple[int, int], color: str, threads: int | None = None
+) -> DecodedImages:
     """Decode every image of ``folder`` at ``size``; unreadable ones are skipped and logged in one warning."""
     threads = threads or core_budget()
     paths = [p for p, _ in folder.samples]
@@ -86,10 +88,17 @@ def decode_folder(folder: ImageFolder, *, size: tuple[int, int], color: str, thr
         shown = ", ".join(str(p) for p, _ in skipped[:3])
         log.warning(
             "warning: skipped %d unreadable image(s) of %d in %s (%s%s)",
-            len(skipped), len(paths), folder.root, shown, ", ..." if len(skipped) > 3 else "",
+            len(skipped),
+            len(paths),
+            folder.root,
+            shown,
+            ", ..." if len(skipped) > 3 else "",
         )
     if not good:
-        raise DataError(f"no image in {folder.root} could be read ({len(skipped)} unreadable)", fix="check the image files")
+        raise DataError(
+            f"no image in {folder.root} could be read ({len(skipped)} unreadable)",
+            fix="check the image files",
+        )
     channels = 3 if color == "rgb" else 1
     pixels = np.empty((len(good), channels, size[0], size[1]), dtype=np.uint8)
     for j, i in enumerate(good):

@@ -24,7 +24,7 @@ UNKNOWN = "<unk>"
 
 @dataclass
 class TabularArrays:
-    """Encoded rows: ``numeric`` (N x n_num float32), ``categorical`` (N x n_cat int64), ``target`` or None."""
+    """Encoded rows: ``numeric`` (N x n_num float32), ``categorical`` (N x n_cat int64), ``target``."""
 
     numeric: np.ndarray
     categorical: np.ndarray
@@ -38,7 +38,10 @@ def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of a CSV file; DataError when it is missing or empty."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"CSV file {p} does not exist", fix="check the path, or make one with 'cpuai data ctr --out FILE.csv'")
+        raise DataError(
+            f"CSV file {p} does not exist",
+            fix="check the path, or make one with 'cpuai data ctr --out FILE.csv'",
+        )
     with p.open(newline="") as f:
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
@@ -53,8 +56,9 @@ def check_columns(header: Sequence[str], declared: Sequence[str], source: str) -
     missing = [c for c in declared if c not in header]
     if missing:
         raise DataError(
-            f"{source} is missing declared column(s) {', '.join(repr(c) for c in missing)} (columns: {', '.join(header)})",
-            fix="fix --numeric/--categorical/--target to name existing columns, or add the columns to the CSV",
+            f"{source} is missing declared column(s) {', '.join(repr(c) for c in missing)}"
+            f" (columns: {', '.join(header)})",
+            fix="fix --numeric/--categorical/--target to name existing columns, or add them to the CSV",
         )
 
 
@@ -79,16 +83,22 @@ def fit_preprocessing(
     """Learn numeric means/stds and categorical vocabularies from training rows."""
     columns: list[TabularColumn] = []
     for name in numeric:
-        values = np.array([_float(r[name], name, i + 2, source) for i, r in enumerate(rows)], dtype=np.float64)
+        values = np.array(
+            [_float(r[name], name, i + 2, source) for i, r in enumerate(rows)], dtype=np.float64
+        )
         std = float(values.std())
-        columns.append(TabularColumn(name=name, kind="numeric", mean=float(values.mean()), std=std if std > 0 else 1.0))
+        columns.append(
+            TabularColumn(name=name, kind="numeric", mean=float(values.mean()), std=std if std > 0 else 1.0)
+        )
     for name in categorical:
         vocab = sorted({r[name] for r in rows})
         columns.append(TabularColumn(name=name, kind="categorical", vocabulary=[UNKNOWN, *vocab]))
     return TabularPreprocessing(columns=columns, target=target)
 
 
-def encode(rows: Sequence[Mapping[str, object]], prep: TabularPreprocessing, *, source: str = "input") -> TabularArrays:
+def encode(
+    rows: Sequence[Mapping[str, object]], prep: TabularPreprocessing, *, source: str = "input"
+) -> TabularArrays:
     """Rows (dicts of column -> value) to model arrays, using the learned preprocessing."""
     num_cols = [c for c in prep.columns if c.kind == "numeric"]
     cat_cols = [c for c in prep.columns if c.kind == "categorical"]
@@ -97,7 +107,9 @@ def encode(rows: Sequence[Mapping[str, object]], prep: TabularPreprocessing, *, 
     numeric = np.zeros((len(rows), len(num_cols)), dtype=np.float32)
     for j, c in enumerate(num_cols):
         mean, std = c.mean or 0.0, c.std or 1.0
-        numeric[:, j] = [(_float(str(r[c.name]), c.name, i + 2, source) - mean) / std for i, r in enumerate(rows)]
+        numeric[:, j] = [
+            (_float(str(r[c.name]), c.name, i + 2, source) - mean) / std for i, r in enumerate(rows)
+        ]
     categorical = np.zeros((len(rows), len(cat_cols)), dtype=np.int64)
     for j, c in enumerate(cat_cols):
         index = {v: k for k, v in enumerate(c.vocabulary or [UNKNOWN])}
@@ -105,7 +117,8 @@ def encode(rows: Sequence[Mapping[str, object]], prep: TabularPreprocessing, *, 
     target = None
     if prep.target is not None and rows and prep.target in rows[0]:
         target = np.array(
-            [_float(str(r[prep.target]), prep.target, i + 2, source) for i, r in enumerate(rows)], dtype=np.float32
+            [_float(str(r[prep.target]), prep.target, i + 2, source) for i, r in enumerate(rows)],
+            dtype=np.float32,
         )
     return TabularArrays(numeric, categorical, target)
 

@@ -173,6 +173,7 @@ def run_bench(
     size: str = "small",
     keys: list[str] | None = None,
     repeats: int = 3,
+    min_seconds: float = 0.3,
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Time every (or the chosen) workload stock, all and measured in this process."""
@@ -184,6 +185,8 @@ def run_bench(
         raise ConfigError(f"unknown size {size!r}", fix="use --size small or --size medium")
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}", fix="use --repeats 3")
+    if min_seconds < 0:
+        raise ConfigError(f"--min-time must not be negative, got {min_seconds}", fix="use --min-time 0.3")
     chosen = [workloads.by_key(k) for k in keys] if keys else workloads.all_workloads()
     items = patching.patchables()
     threads = core_budget()
@@ -197,8 +200,12 @@ def run_bench(
             progress(w.key)
         item = items[w.estimator]
         data = w.data(size)
-        stock = timing.time_workload(w, item.stock, data, threads=threads, repeats=repeats)
-        fast = timing.time_workload(w, item.accelerated, data, threads=threads, repeats=repeats)
+        stock = timing.time_workload(
+            w, item.stock, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+        )
+        fast = timing.time_workload(
+            w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+        )
         allowed = plan.allowed.get(w.estimator)
         # measured runs exactly the stock class or the ungated accelerated class unless it is mixed:
         # those timings are reused (timing the same code twice would only add noise)
@@ -208,7 +215,9 @@ def run_bench(
             measured, chosen_methods = fast, ["all"]
         else:
             with patching.gated(item.accelerated, allowed, w.estimator):
-                measured = timing.time_workload(w, item.accelerated, data, threads=threads, repeats=repeats)
+                measured = timing.time_workload(
+                    w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+                )
             chosen_methods = sorted(allowed)
         rows.append(
             Row(

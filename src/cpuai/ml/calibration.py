@@ -148,7 +148,11 @@ def _choose(stock: Timing, fast: Timing, mixed: tuple[list[str], Timing] | None)
 
 
 def calibrate(
-    *, progress: Callable[[str], None] | None = None, repeats: int = 2, keys: list[str] | None = None
+    *,
+    progress: Callable[[str], None] | None = None,
+    repeats: int = 2,
+    keys: list[str] | None = None,
+    min_seconds: float = 0.3,
 ) -> Calibration:
     """Time every workload stock and accelerated on this machine (about a minute on 2 busy cores).
 
@@ -171,8 +175,12 @@ def calibrate(
             progress(w.key)
         item = items[w.estimator]
         data = w.data("calibration")
-        stock = timing.time_workload(w, item.stock, data, threads=threads, repeats=repeats)
-        fast = timing.time_workload(w, item.accelerated, data, threads=threads, repeats=repeats)
+        stock = timing.time_workload(
+            w, item.stock, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+        )
+        fast = timing.time_workload(
+            w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+        )
         entry: dict[str, Any] = {"fit": round(stock.fit_s / fast.fit_s, 4)}
         if w.method is not None and stock.method_s and fast.method_s:
             entry[w.method] = round(stock.method_s / fast.method_s, 4)
@@ -182,7 +190,9 @@ def calibrate(
             with patching.gated(item.accelerated, set(winners), w.estimator):
                 mixed = (
                     winners,
-                    timing.time_workload(w, item.accelerated, data, threads=threads, repeats=repeats),
+                    timing.time_workload(
+                        w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+                    ),
                 )
         choice = _choose(stock, fast, mixed)
         cal.speedups[w.estimator] = entry

@@ -28,7 +28,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -60,7 +62,9 @@ class ResNet(nn.Module):
             )
         else:
             self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, w0, 3, padding=1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True)
+                nn.Conv2d(in_channels, w0, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w0),
+                nn.ReLU(inplace=True),
             )
         stages: list[nn.Module] = []
         cin = w0
@@ -82,10 +86,18 @@ class ResNet(nn.Module):
 
 def resnet8(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> ResNet:
     """A three-stage ResNet-8 (CIFAR style, 3x3 stem) for small images such as digits at 32x32."""
-    return ResNet((1, 1, 1), (width, 2 * width, 4 * width), num_classes=num_classes, in_channels=in_channels, stem="small")
+    return ResNet(
+        (1, 1, 1),
+        (width, 2 * width, 4 * width),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        stem="small",
+    )
 
 
-def resnet18(num_classes: int = 1000, in_channels: int = 3, width: int = 64, stem: Stem = "imagenet") -> ResNet:
+def resnet18(
+    num_classes: int = 1000, in_channels: int = 3, width: int = 64, stem: Stem = "imagenet"
+) -> ResNet:
     """ResNet-18 (2-2-2-2 basic blocks, widths 64-512); runs at 224x224 and at 32x32."""
     widths = (width, 2 * width, 4 * width, 8 * width)
     return ResNet((2, 2, 2, 2), widths, num_classes=num_classes, in_channels=in_channels, stem=stem)

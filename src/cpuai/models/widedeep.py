@@ -71,4 +71,11 @@ def widedeep(
     dropout: float = 0.0,
 ) -> WideDeep:
     """Factory used by packages' ``architecture.factory = "cpuai.models.widedeep:widedeep"``."""
-    return WideDeep(num_numeric, list(cardinalities), embed_dim=embed_dim, hidden=tuple(hidden), deep=deep, dropout=dropout)
+    return WideDeep(
+        num_numeric,
+        list(cardinalities),
+        embed_dim=embed_dim,
+        hidden=tuple(hidden),
+        deep=deep,
+        dropout=dropout,
+    )

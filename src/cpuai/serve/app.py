@@ -40,6 +40,7 @@ from cpuai.serve.registry import Registry
 log = logging.getLogger("cpuai.serve")
 access = logging.getLogger("cpuai.serve.access")
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+INDEX_SETTINGS = "index.json"  # what marks a cpuai vector index directory
 
 
 def error_body(message: str) -> bytes:
@@ -128,6 +129,8 @@ class OperationsMiddleware:
         finally:
             took = time.perf_counter() - start
             tagged = scope.get("state", {}).get("cpuai")
+            if tagged is None and path.startswith("/v1/indexes/"):
+                tagged = (path.split("/")[3], "vectors")
             if tagged is not None:
                 model, protocol = tagged
                 self.metrics.requests.labels(model, protocol, str(status_seen[0])).inc()
@@ -199,7 +202,10 @@ def create_app(
     workers = config.preprocess_workers or max(1, min(4, budget))
     pool = ThreadPoolExecutor(workers, thread_name_prefix="cpuai-preprocess")
     shared = Shared(config=config, gate=CoreGate(budget), pool=pool, metrics=metrics, budget=budget)
-    registry = Registry(source, shared)
+    if indexes is None:
+        indexes = find_indexes(source)
+    registry = Registry(source, shared, allow_empty=bool(indexes))
+    index_router = _index_router(indexes, budget) if indexes else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -216,6 +222,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             await registry.close()
+            if index_router is not None and hasattr(index_router, "state"):
+                await asyncio.get_running_loop().run_in_executor(None, index_router.state.close)
             pool.shutdown(wait=False)
 
     app = FastAPI(
@@ -239,20 +247,31 @@ def create_app(
             metrics.in_flight.labels(name).set(model.queue.in_flight)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    if indexes:
-        _mount_indexes(app, indexes)
+    app.state.indexes = sorted(indexes or {})
+    if index_router is not None:
+        app.include_router(index_router)
     app.add_middleware(OperationsMiddleware, config=config, metrics=metrics)
     return app
 
 
-def _mount_indexes(app: FastAPI, indexes: dict[str, Any]) -> None:
-    """Hook for vector indexes: mount ``cpuai.vectors.routes.make_router`` under /v1/indexes when present."""
+def find_indexes(source: str | Path) -> dict[str, Path]:
+    """Vector index directories (holding ``index.json``) in a served directory, by directory name."""
+    root = Path(source)
+    if (root / INDEX_SETTINGS).is_file():
+        return {root.name: root}
+    if not root.is_dir() or (root / "model.yaml").exists():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and (p / INDEX_SETTINGS).is_file()}
+
+
+def _index_router(indexes: dict[str, Any], budget: int) -> Any:
+    """``cpuai.vectors.routes.make_router`` for /v1/indexes/{name}/search|add|delete (None if unavailable)."""
     try:
-        from cpuai.vectors.routes import make_router  # type: ignore[import-not-found]
-    except ImportError:
-        log.warning("vector indexes found but cpuai.vectors.routes is not available; not serving them")
-        return
-    app.include_router(make_router(indexes))
+        from cpuai.vectors.routes import make_router
+    except ImportError as err:
+        log.warning("vector indexes found but cpuai.vectors cannot be imported (%s); not serving them", err)
+        return None
+    return make_router(indexes, threads=budget)
 
 
 async def _poll(registry: Registry, seconds: float) -> None:

@@ -89,7 +89,6 @@ async def run_async(
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-
         bodies = payload.bodies or [payload.body]
         sent = [0]
 

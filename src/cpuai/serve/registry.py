@@ -25,7 +25,7 @@ log = logging.getLogger("cpuai.serve")
 class Registry:
     """Served models by name; each name maps to the one loaded version."""
 
-    def __init__(self, source: str | Path, shared: Shared) -> None:
+    def __init__(self, source: str | Path, shared: Shared, *, allow_empty: bool = False) -> None:
         self.source = Path(source)
         self.shared = shared
         self.models: dict[str, ServedModel] = {}
@@ -35,6 +35,7 @@ class Registry:
         self._only: str | None = None
         self.unloaded: set[str] = set()
         self._lock = asyncio.Lock()
+        self._allow_empty = allow_empty
         self._discover()
 
     def _discover(self) -> None:
@@ -49,7 +50,7 @@ class Registry:
             self.repository, self._only = pkgmod.Repository(self.source.parent), self.source.name
             return
         repo = pkgmod.Repository(self.source)
-        if not repo.names():
+        if not repo.names() and not self._allow_empty:
             raise ModelError(
                 f"{self.source} holds no model package and no repo/<name>/<version>/ directories",
                 fix="point at a package made by cpuai, or a repository of them",

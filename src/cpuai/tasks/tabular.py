@@ -30,7 +30,11 @@ def binary_metrics(target: np.ndarray, probability: np.ndarray) -> dict[str, flo
     y = np.asarray(target).astype(np.int64)
     p = np.clip(np.asarray(probability, dtype=np.float64), 1e-7, 1 - 1e-7)
     auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
-    return {"auc": auc, "logloss": float(log_loss(y, p, labels=[0, 1])), "accuracy": float(((p >= 0.5) == y).mean())}
+    return {
+        "auc": auc,
+        "logloss": float(log_loss(y, p, labels=[0, 1])),
+        "accuracy": float(((p >= 0.5) == y).mean()),
+    }
 
 
 def _probabilities(out: np.ndarray) -> np.ndarray:
@@ -75,8 +79,10 @@ class TabularTask:
             raise InvalidInput("no rows to preprocess", fix="pass at least one row")
         for row in items:
             if not isinstance(row, Mapping):
-                raise InvalidInput(f"a tabular item must be a mapping of column to value, got {type(row).__name__}",
-                                   fix=f"pass rows like {{{', '.join(repr(c) + ': ...' for c in self.columns[:3])}}}")
+                raise InvalidInput(
+                    f"a tabular item must be a mapping of column to value, got {type(row).__name__}",
+                    fix=f"pass rows like {{{', '.join(repr(c) + ': ...' for c in self.columns[:3])}}}",
+                )
         try:
             arrays = encode(list(items), self.prep.model_copy(update={"target": None}), source="row")
         except DataError as err:
@@ -93,14 +99,19 @@ class TabularTask:
         return _probabilities(out)
 
     def postprocess(self, outputs: dict[str, np.ndarray], *, top_k: int = 5) -> list[dict[str, Any]]:
-        """Per row ``{"label", "probability", "probabilities"}``: the likeliest class and every class's probability."""
+        """Per row ``{"label", "probability", "probabilities"}``: the likeliest class and all probabilities."""
         probs = self.probabilities(outputs)
         labels = self.labels or [str(i) for i in range(probs.shape[1])]
         answers = []
         for row in probs:
             best = int(np.argmax(row))
-            answers.append({"label": labels[best], "probability": float(row[-1] if len(row) == 2 else row[best]),
-                            "probabilities": {labels[i]: float(p) for i, p in enumerate(row)}})
+            answers.append(
+                {
+                    "label": labels[best],
+                    "probability": float(row[-1] if len(row) == 2 else row[best]),
+                    "probabilities": {labels[i]: float(p) for i, p in enumerate(row)},
+                }
+            )
         return answers
 
     def score(self, engine: Engine, dataset: Iterable[Any], *, batch_size: int = 256) -> Score:
@@ -118,11 +129,14 @@ class TabularTask:
         else:
             from sklearn.metrics import log_loss, roc_auc_score
 
-            values = {"auc": float(roc_auc_score(y, p, multi_class="ovr", labels=list(range(p.shape[1])))),
-                      "logloss": float(log_loss(y, p, labels=list(range(p.shape[1])))),
-                      "accuracy": float((p.argmax(axis=1) == y).mean())}
-        return Score(primary="auc", values=values, count=len(y),
-                     details={"probabilities": p, "targets": y.tolist()})
+            values = {
+                "auc": float(roc_auc_score(y, p, multi_class="ovr", labels=list(range(p.shape[1])))),
+                "logloss": float(log_loss(y, p, labels=list(range(p.shape[1])))),
+                "accuracy": float((p.argmax(axis=1) == y).mean()),
+            }
+        return Score(
+            primary="auc", values=values, count=len(y), details={"probabilities": p, "targets": y.tolist()}
+        )
 
 
 def csv_dataset(path: str | Path, task: TabularTask) -> list[tuple[dict[str, str], str]]:
@@ -133,7 +147,9 @@ def csv_dataset(path: str | Path, task: TabularTask) -> list[tuple[dict[str, str
     header, rows = read_csv(path)
     target = task.prep.target
     if target is None:
-        raise DataError(f"package {task.package.path} declares no target column", fix="set preprocessing.tabular.target")
+        raise DataError(
+            f"package {task.package.path} declares no target column", fix="set preprocessing.tabular.target"
+        )
     check_columns(header, [*task.columns, target], str(path))
     return [(row, row[target]) for row in rows]
 

@@ -37,15 +37,17 @@ def build_model(factory: str, kwargs: dict[str, Any]) -> Any:
     try:
         return getattr(importlib.import_module(module), fn)(**kwargs)
     except (ImportError, AttributeError) as err:
-        raise ModelError(f"architecture factory {factory!r} cannot be imported: {err}", fix="check architecture.factory") from None
+        raise ModelError(
+            f"architecture factory {factory!r} cannot be imported: {err}", fix="check architecture.factory"
+        ) from None
 
 
-def default_kwargs(model: str, *, num_classes: int, in_channels: int, size: int, width: int | None) -> dict[str, Any]:
+def default_kwargs(
+    model: str, *, num_classes: int, in_channels: int, size: int, width: int | None
+) -> dict[str, Any]:
     """Factory keyword arguments for a model name at an image size."""
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_channels": in_channels}
-    if model == "smallcnn":
-        kwargs["width"] = width or 16
-    elif model == "resnet8":
+    if model == "smallcnn" or model == "resnet8":
         kwargs["width"] = width or 16
     else:
         kwargs["width"] = width or 64
@@ -68,7 +70,7 @@ def find_source(path: str) -> tuple[dict[str, Any], dict[str, Any], pkg.ImagePre
         arch = source.manifest.architecture
         if arch is None:
             raise ModelError(
-                f"--from {path}: package has no 'architecture' (eager weights), so its head cannot be replaced",
+                f"--from {path}: package has no 'architecture' (eager weights) whose head could be replaced",
                 fix="use a package made by 'cpuai train', or its job directory",
             )
         state = torch.load(source.file(arch.weights), map_location="cpu", weights_only=True)
@@ -77,12 +79,20 @@ def find_source(path: str) -> tuple[dict[str, Any], dict[str, Any], pkg.ImagePre
         try:
             ckpt = torch.load(p, map_location="cpu", weights_only=False)
         except Exception as err:
-            raise ModelError(f"--from {path} is not a readable checkpoint: {err}", fix="pass a package, job dir or checkpoint.pt") from None
+            raise ModelError(
+                f"--from {path} is not a readable checkpoint: {err}",
+                fix="pass a package, job dir or checkpoint.pt",
+            ) from None
         if not isinstance(ckpt, dict) or "architecture" not in ckpt.get("extra", {}):
-            raise ModelError(f"--from {path} is not a cpuai checkpoint", fix="pass a package or job directory made by cpuai train")
+            raise ModelError(
+                f"--from {path} is not a cpuai checkpoint",
+                fix="pass a package or job directory made by cpuai train",
+            )
         pre = ckpt["extra"].get("preprocessing")
         return ckpt["extra"]["architecture"], ckpt["model"], pkg.ImagePreprocessing(**pre) if pre else None
-    raise ModelError(f"--from {path} does not exist", fix="pass a model package, a job directory or a checkpoint file")
+    raise ModelError(
+        f"--from {path} does not exist", fix="pass a model package, a job directory or a checkpoint file"
+    )
 
 
 class ImageClassification:
@@ -114,10 +124,14 @@ class ImageClassification:
             color = spec.color if spec.color != "auto" else detect_color(train_folder)
             size = spec.size or detect_size(train_folder)[0]
         self.size, self.color = size, color
-        splits: dict[str, DecodedImages] = {"train": decode_folder(train_folder, size=(size, size), color=color)}
+        splits: dict[str, DecodedImages] = {
+            "train": decode_folder(train_folder, size=(size, size), color=color)
+        }
         for name in ("val", "test"):
             if (root / name).is_dir():
-                splits[name] = decode_folder(ImageFolder.open(root, name, classes=self.classes), size=(size, size), color=color)
+                splits[name] = decode_folder(
+                    ImageFolder.open(root, name, classes=self.classes), size=(size, size), color=color
+                )
         if "val" not in splits:
             splits["train"], splits["val"] = _carve(splits["train"], 0.1, spec.seed)
         if spec.limit:
@@ -142,22 +156,40 @@ class ImageClassification:
             model.load_state_dict(source_state)
             head = getattr(model, "head", None)
             if head is None or not hasattr(head, "in_features"):
-                raise ModelError(f"--from {spec.from_}: the model has no linear 'head' to replace", fix="use a cpuai classifier")
+                raise ModelError(
+                    f"--from {spec.from_}: the model has no linear 'head' to replace",
+                    fix="use a cpuai classifier",
+                )
             model.head = torch.nn.Linear(head.in_features, len(self.classes))
             kwargs["num_classes"] = len(self.classes)
             self.kwargs = kwargs
-            log.info("transfer learning from %s: new head %d -> %d classes", spec.from_, head.in_features, len(self.classes))
+            log.info(
+                "transfer learning from %s: new head %d -> %d classes",
+                spec.from_,
+                head.in_features,
+                len(self.classes),
+            )
         else:
             self.factory = FACTORIES[spec.model or "smallcnn"]
-            self.kwargs = default_kwargs(spec.model or "smallcnn", num_classes=len(self.classes), in_channels=in_channels,
-                                         size=size, width=spec.width)
+            self.kwargs = default_kwargs(
+                spec.model or "smallcnn",
+                num_classes=len(self.classes),
+                in_channels=in_channels,
+                size=size,
+                width=spec.width,
+            )
             model = build_model(self.factory, self.kwargs)
         self.model = model
         self._mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         self._std = torch.tensor(self.std).view(1, -1, 1, 1)
         log.info(
             "data %s: %s; %d classes; %s %dx%d",
-            root, ", ".join(f"{k} {len(v)}" for k, v in splits.items()), len(self.classes), color, size, size,
+            root,
+            ", ".join(f"{k} {len(v)}" for k, v in splits.items()),
+            len(self.classes),
+            color,
+            size,
+            size,
         )
 
     def _normalise(self, pixels: Any) -> Any:
@@ -208,7 +240,9 @@ class ImageClassification:
         return result
 
     def preprocessing(self) -> pkg.ImagePreprocessing:
-        return pkg.ImagePreprocessing(size=(self.size, self.size), color=self.color, scale=1.0 / 255.0, mean=self.mean, std=self.std)
+        return pkg.ImagePreprocessing(
+            size=(self.size, self.size), color=self.color, scale=1.0 / 255.0, mean=self.mean, std=self.std
+        )
 
     def export(self, model: Any, dest: Path, metrics: dict[str, float]) -> pkg.ModelPackage:
         import torch
@@ -216,14 +250,20 @@ class ImageClassification:
         channels = 3 if self.color == "rgb" else 1
         example = torch.zeros(2, channels, self.size, self.size)
         with torch.inference_mode():
-            traced = torch.jit.trace(model, example, check_inputs=[(torch.zeros(1, channels, self.size, self.size),)])
+            traced = torch.jit.trace(
+                model, example, check_inputs=[(torch.zeros(1, channels, self.size, self.size),)]
+            )
         spec = self.spec
         manifest = pkg.Manifest(
             name=spec.name or _name(spec.data),
             task="image-classification",
             format="torchscript",
             precision="fp32",
-            inputs=[pkg.TensorSpec(name="input", dtype="float32", shape=[-1, channels, self.size, self.size], layout="NCHW")],
+            inputs=[
+                pkg.TensorSpec(
+                    name="input", dtype="float32", shape=[-1, channels, self.size, self.size], layout="NCHW"
+                )
+            ],
             outputs=[pkg.TensorSpec(name="logits", dtype="float32", shape=[-1, len(self.classes)])],
             preprocessing=pkg.Preprocessing(image=self.preprocessing()),
             labels=list(self.classes),
@@ -248,7 +288,10 @@ class ImageClassification:
         return pkg.write(dest, manifest, files)
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"architecture": {"factory": self.factory, "kwargs": self.kwargs}, "preprocessing": self.preprocessing().model_dump()}
+        return {
+            "architecture": {"factory": self.factory, "kwargs": self.kwargs},
+            "preprocessing": self.preprocessing().model_dump(),
+        }
 
 
 def _name(data: str) -> str:
@@ -275,7 +318,9 @@ def _subset(data: DecodedImages, limit: int, seed: int) -> DecodedImages:
     if limit >= len(data):
         return data
     keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
-    return DecodedImages(data.pixels[keep], data.labels[keep], [data.files[i] for i in keep], data.classes, data.skipped)
+    return DecodedImages(
+        data.pixels[keep], data.labels[keep], [data.files[i] for i in keep], data.classes, data.skipped
+    )
 
 
 def _carve(data: DecodedImages, fraction: float, seed: int) -> tuple[DecodedImages, DecodedImages]:
@@ -283,5 +328,8 @@ def _carve(data: DecodedImages, fraction: float, seed: int) -> tuple[DecodedImag
     perm = np.random.default_rng(seed).permutation(len(data))
     n_val = max(1, int(len(data) * fraction))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    pick = lambda ix: DecodedImages(data.pixels[ix], data.labels[ix], [data.files[i] for i in ix], data.classes)  # noqa: E731
-    return DecodedImages(data.pixels[train], data.labels[train], [data.files[i] for i in train], data.classes, data.skipped), pick(val)
+    val_part = DecodedImages(data.pixels[val], data.labels[val], [data.files[i] for i in val], data.classes)
+    train_part = DecodedImages(
+        data.pixels[train], data.labels[train], [data.files[i] for i in train], data.classes, data.skipped
+    )
+    return train_part, val_part

@@ -1,13 +1,13 @@
 """A training job directory: spec, status, log, metrics, atomic checkpoints and the final package.
 
-    JOBDIR/
-      spec.yaml        everything needed to re-run the job
-      status.json      state (running, interrupted, failed, finished), pid, epoch, step
-      train.log        the log, with "step N, loss = L (X examples/sec, Y sec/batch)" lines
-      metrics.jsonl    one JSON record per logged step and per epoch
-      checkpoint.pt    the latest checkpoint (written to a temporary file, then os.replace)
-      best.pt          the weights with the best validation score so far
-      package/         the model package, once the job has finished
+JOBDIR/
+  spec.yaml        everything needed to re-run the job
+  status.json      state (running, interrupted, failed, finished), pid, epoch, step
+  train.log        the log, with "step N, loss = L (X examples/sec, Y sec/batch)" lines
+  metrics.jsonl    one JSON record per logged step and per epoch
+  checkpoint.pt    the latest checkpoint (written to a temporary file, then os.replace)
+  best.pt          the weights with the best validation score so far
+  package/         the model package, once the job has finished
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class JobDir:
                 fix=f"continue it with 'cpuai train --resume {job.path}' or pick another --out",
             )
         if job.path.exists() and (not job.path.is_dir() or any(job.path.iterdir())):
-            raise JobError(f"--out {job.path} exists and is not empty", fix="pick a new --out directory for the job")
+            raise JobError(
+                f"--out {job.path} exists and is not empty", fix="pick a new --out directory for the job"
+            )
         job.path.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(job.spec_file, spec.dump().encode())
         job.write_status("created")
@@ -82,7 +84,9 @@ class JobDir:
         """An existing job directory; JobError for a folder that is not one."""
         job = cls(path)
         if not job.path.is_dir():
-            raise JobError(f"job directory {job.path} does not exist", fix="check the path (cpuai jobs list shows jobs)")
+            raise JobError(
+                f"job directory {job.path} does not exist", fix="check the path (cpuai jobs list shows jobs)"
+            )
         if not job.is_job():
             raise JobError(
                 f"{job.path} is not a cpuai training job (no {SPEC})",
@@ -100,7 +104,9 @@ class JobDir:
             return {"state": "unknown"}
 
     def write_status(self, state: str, **fields: Any) -> None:
-        status = {k: v for k, v in self.status().items() if k != "state"} if (self.path / STATUS).exists() else {}
+        status = (
+            {k: v for k, v in self.status().items() if k != "state"} if (self.path / STATUS).exists() else {}
+        )
         status.update(fields, state=state, pid=os.getpid(), host=socket.gethostname(), updated=time.time())
         status.setdefault("started", time.time())
         atomic_write_bytes(self.path / STATUS, json.dumps(status, indent=1).encode())
@@ -145,7 +151,9 @@ class JobDir:
         import torch
 
         if not self.checkpoint_file.exists():
-            raise JobError(f"{self.path} has no checkpoint to resume from", fix="start the job again with 'cpuai train'")
+            raise JobError(
+                f"{self.path} has no checkpoint to resume from", fix="start the job again with 'cpuai train'"
+            )
         return torch.load(self.checkpoint_file, map_location="cpu", weights_only=False)
 
 
@@ -168,6 +176,8 @@ def find_jobs(root: str | Path) -> list[JobDir]:
     """Job directories at ``root`` or up to two levels below it, newest first."""
     base = Path(root)
     if not base.is_dir():
-        raise JobError(f"jobs folder {base} does not exist", fix="pass the folder that holds your job directories")
+        raise JobError(
+            f"jobs folder {base} does not exist", fix="pass the folder that holds your job directories"
+        )
     found = [JobDir(p.parent) for p in [*base.glob(SPEC), *base.glob(f"*/{SPEC}"), *base.glob(f"*/*/{SPEC}")]]
     return sorted(found, key=lambda j: j.spec_file.stat().st_mtime, reverse=True)

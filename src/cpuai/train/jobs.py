@@ -87,8 +87,10 @@ def resume_job(path: str | Path) -> ModelPackage:
         )
     status = job.status()
     if state == "running" and status.get("pid") != os.getpid():
-        raise JobError(f"job {job.path} is still running (pid {status.get('pid')} on {status.get('host')})",
-                       fix="wait for it, or stop it with kill -TERM first")
+        raise JobError(
+            f"job {job.path} is still running (pid {status.get('pid')} on {status.get('host')})",
+            fix="wait for it, or stop it with kill -TERM first",
+        )
     spec = job.spec()
     resume = job.checkpoint_file.exists()
     if not resume:
@@ -143,8 +145,12 @@ def worker_plans(workers: int) -> list[tuple[list[int] | None, dict[str, str]]]:
 
         return [(list(p.cpus), dict(p.env)) for p in plan(ninstances=workers)]
     except (ImportError, CpuaiError) as err:
-        log.warning("warning: cannot pin %d workers (%s); running them unpinned with %d thread(s) each",
-                    workers, err, max(1, core_budget() // workers))
+        log.warning(
+            "warning: cannot pin %d workers (%s); running them unpinned with %d thread(s) each",
+            workers,
+            err,
+            max(1, core_budget() // workers),
+        )
         threads = str(max(1, core_budget() // workers))
         return [(None, {"OMP_NUM_THREADS": threads, "CPUAI_CORES": threads}) for _ in range(workers)]
 
@@ -155,14 +161,28 @@ def _launch_workers(job: JobDir, spec: TrainSpec, *, resume: bool, stop: StopReq
     procs: list[subprocess.Popen[bytes]] = []
     for local, (cpus, env) in enumerate(worker_plans(spec.workers)):
         rank = spec.node_rank * spec.workers + local
-        child_env = {**os.environ, **env, "MASTER_ADDR": addr, "MASTER_PORT": str(port),
-                     "RANK": str(rank), "WORLD_SIZE": str(spec.world_size), "LOCAL_RANK": str(local)}
+        child_env = {
+            **os.environ,
+            **env,
+            "MASTER_ADDR": addr,
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(spec.world_size),
+            "LOCAL_RANK": str(local),
+        }
         if cpus:
             child_env["CPUAI_WORKER_CPUS"] = ",".join(map(str, cpus))
         cmd = [sys.executable, "-m", "cpuai.train.worker", str(job.path)] + (["--resume"] if resume else [])
         procs.append(subprocess.Popen(cmd, env=child_env, preexec_fn=_die_with_parent))
-    log.info("started %d worker(s) on node %d of %d (world size %d, master %s:%d)",
-             len(procs), spec.node_rank, spec.nnodes, spec.world_size, addr, port)
+    log.info(
+        "started %d worker(s) on node %d of %d (world size %d, master %s:%d)",
+        len(procs),
+        spec.node_rank,
+        spec.nnodes,
+        spec.world_size,
+        addr,
+        port,
+    )
     forwarded = False
     codes: list[int | None] = [None] * len(procs)
     while any(c is None for c in codes):
@@ -178,8 +198,10 @@ def _launch_workers(job: JobDir, spec: TrainSpec, *, resume: bool, stop: StopReq
             for p in procs:
                 if p.poll() is None:
                     p.kill()
-            raise JobError(f"training worker {failed[0]} exited with code {codes[failed[0]]}",
-                           fix=f"see {job.log_file} and the output above")
+            raise JobError(
+                f"training worker {failed[0]} exited with code {codes[failed[0]]}",
+                fix=f"see {job.log_file} and the output above",
+            )
         time.sleep(0.1)
     if any(c == 128 + signal.SIGTERM for c in codes) or stop.signum:
         raise Interrupted(stop.signum or signal.SIGTERM)

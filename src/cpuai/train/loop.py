@@ -96,7 +96,9 @@ def lr_factor(step: int, *, warmup: int, total: int) -> float:
 
 def classic_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: float) -> str:
     """The classic training log line."""
-    return f"step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec, {sec_per_batch:.3f} sec/batch)"
+    return (
+        f"step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec, {sec_per_batch:.3f} sec/batch)"
+    )
 
 
 def train(
@@ -134,9 +136,18 @@ def train(
     steps_per_epoch = max(1, n // global_batch)
     total = steps_per_epoch * spec.epochs
     warmup = int(spec.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup=warmup, total=total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup=warmup, total=total)
+    )
     aug = torch.Generator().manual_seed(spec.seed * 7919 + rank)
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "best": -math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+    }
     if resume:
         ckpt = job.load_checkpoint()
         eager.load_state_dict(ckpt["model"])
@@ -147,7 +158,12 @@ def train(
         aug.set_state(aug_states[rank] if rank < len(aug_states) else aug_states[0])
         state.update(ckpt["loop"])
         if lead:
-            log.info("resumed from %s at epoch %d, step %d", job.checkpoint_file, state["epoch"] + 1, state["global_step"])
+            log.info(
+                "resumed from %s at epoch %d, step %d",
+                job.checkpoint_file,
+                state["epoch"] + 1,
+                state["global_step"],
+            )
 
     def checkpoint() -> None:
         aug_states = [aug.get_state()]
@@ -178,8 +194,16 @@ def train(
 
     if lead:
         log.info(
-            "training %s on %d examples: %d epoch(s) of %d steps, global batch %d, %s, %d worker(s) x %d thread(s)",
-            spec.model, n, spec.epochs, steps_per_epoch, global_batch, precision, world, torch.get_num_threads(),
+            "training %s on %d examples: %d epoch(s) of %d steps, global batch %d, %s, "
+            "%d worker(s) x %d thread(s)",
+            spec.model,
+            n,
+            spec.epochs,
+            steps_per_epoch,
+            global_batch,
+            precision,
+            world,
+            torch.get_num_threads(),
         )
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     stopped_early = False
@@ -212,9 +236,13 @@ def train(
                 log.info(classic_line(state["global_step"], window_loss / window_steps, eps, spb))
                 job.append_metrics(
                     {
-                        "kind": "step", "step": state["global_step"], "epoch": epoch + 1,
-                        "loss": round(window_loss / window_steps, 5), "examples_per_sec": round(eps, 2),
-                        "sec_per_batch": round(spb, 5), "lr": scheduler.get_last_lr()[0],
+                        "kind": "step",
+                        "step": state["global_step"],
+                        "epoch": epoch + 1,
+                        "loss": round(window_loss / window_steps, 5),
+                        "examples_per_sec": round(eps, 2),
+                        "sec_per_batch": round(spb, 5),
+                        "lr": scheduler.get_last_lr()[0],
                     }
                 )
                 window_t, window_steps, window_loss = time.perf_counter(), 0, 0.0
@@ -223,7 +251,12 @@ def train(
             if stop_requested():
                 checkpoint()
                 if lead:
-                    log.info("signal %d: checkpoint written to %s at step %d; stopping", stop.signum, job.checkpoint_file, state["global_step"])
+                    log.info(
+                        "signal %d: checkpoint written to %s at step %d; stopping",
+                        stop.signum,
+                        job.checkpoint_file,
+                        state["global_step"],
+                    )
                 raise Interrupted(stop.signum or signal.SIGTERM)
         val = recipe.evaluate(eager, "val") or {}
         score = val.get(recipe.primary, -epoch_loss)
@@ -235,16 +268,27 @@ def train(
         else:
             state["bad_epochs"] += 1
         if lead:
-            record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": round(epoch_loss / max(1, epoch_steps), 5)}
+            record = {
+                "kind": "epoch",
+                "epoch": epoch + 1,
+                "train_loss": round(epoch_loss / max(1, epoch_steps), 5),
+            }
             record.update({f"val_{k}": round(v, 5) for k, v in val.items()})
             job.append_metrics(record)
             shown = ", ".join(f"val {k} = {v:.4f}" for k, v in val.items())
-            log.info("epoch %d/%d: train loss = %.4f, %s", epoch + 1, spec.epochs, record["train_loss"], shown)
+            log.info(
+                "epoch %d/%d: train loss = %.4f, %s", epoch + 1, spec.epochs, record["train_loss"], shown
+            )
         checkpoint()
         if spec.patience and state["bad_epochs"] >= spec.patience:
             if lead:
-                log.info("early stop: no better val %s for %d epochs (best %.4f at epoch %d)",
-                         recipe.primary, spec.patience, state["best"], state["best_epoch"])
+                log.info(
+                    "early stop: no better val %s for %d epochs (best %.4f at epoch %d)",
+                    recipe.primary,
+                    spec.patience,
+                    state["best"],
+                    state["best_epoch"],
+                )
             stopped_early = True
             break
     if world > 1:
@@ -264,5 +308,9 @@ def train(
     if stopped_early:
         metrics["early_stopped"] = 1.0
     package = recipe.export(eager, job.package_dir, metrics)
-    log.info("package written to %s (%s)", package.path, ", ".join(f"{k} = {v:.4f}" for k, v in metrics.items() if "_" in k))
+    log.info(
+        "package written to %s (%s)",
+        package.path,
+        ", ".join(f"{k} = {v:.4f}" for k, v in metrics.items() if "_" in k),
+    )
     return package

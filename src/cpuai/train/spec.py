@@ -78,9 +78,15 @@ class TrainSpec(BaseModel):
         spec = self.model_copy(update=filled)
         allowed = IMAGE_MODELS if self.recipe == "image-classification" else TABULAR_MODELS
         if spec.model not in allowed:
-            raise ConfigError(f"--model {spec.model!r} is not a {self.recipe} model", fix=f"use one of: {', '.join(allowed)}")
+            raise ConfigError(
+                f"--model {spec.model!r} is not a {self.recipe} model",
+                fix=f"use one of: {', '.join(allowed)}",
+            )
         if spec.node_rank >= spec.nnodes:
-            raise ConfigError(f"--node-rank {spec.node_rank} is not below --nnodes {spec.nnodes}", fix="number nodes 0..nnodes-1")
+            raise ConfigError(
+                f"--node-rank {spec.node_rank} is not below --nnodes {spec.nnodes}",
+                fix="number nodes 0..nnodes-1",
+            )
         return spec
 
     @property
@@ -98,7 +104,9 @@ def make_spec(**values: Any) -> TrainSpec:
     except ValidationError as err:
         first = err.errors()[0]
         flag = "--" + str(first["loc"][0]).rstrip("_").replace("_", "-")
-        raise ConfigError(f"{flag} {first.get('input')!r} is invalid: {first['msg']}", fix=f"pass a valid {flag}") from None
+        raise ConfigError(
+            f"{flag} {first.get('input')!r} is invalid: {first['msg']}", fix=f"pass a valid {flag}"
+        ) from None
 
 
 def load_spec(path: Path) -> TrainSpec:
@@ -106,4 +114,6 @@ def load_spec(path: Path) -> TrainSpec:
     try:
         return TrainSpec.model_validate(yaml.safe_load(path.read_text())).resolved()
     except (OSError, yaml.YAMLError, ValidationError) as err:
-        raise JobError(f"{path} is not a valid cpuai training spec: {err}", fix="start a new job with 'cpuai train'") from None
+        raise JobError(
+            f"{path} is not a valid cpuai training spec: {err}", fix="start a new job with 'cpuai train'"
+        ) from None

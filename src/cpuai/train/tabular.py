@@ -38,8 +38,9 @@ def declared_columns(spec: TrainSpec) -> tuple[list[str], list[str], str]:
         target = target or desc.get("target")
     if not numeric or not categorical or not target:
         raise ConfigError(
-            f"columns of {spec.data} are not declared (numeric={numeric}, categorical={categorical}, target={target})",
-            fix="pass --numeric a,b --categorical c,d --target y (at least one numeric and one categorical column)",
+            f"columns of {spec.data} are not declared"
+            f" (numeric={numeric}, categorical={categorical}, target={target})",
+            fix="pass --numeric a,b --categorical c,d --target y (at least one numeric and one categorical)",
         )
     return list(numeric), list(categorical), target
 
@@ -73,7 +74,9 @@ class WideDeepRecipe:
         train_rows = [rows[i] for i in parts["train"]]
         if spec.limit:
             train_rows = train_rows[: spec.limit]
-        self.prep = fit_preprocessing(train_rows, numeric=numeric, categorical=categorical, target=target, source=spec.data)
+        self.prep = fit_preprocessing(
+            train_rows, numeric=numeric, categorical=categorical, target=target, source=spec.data
+        )
         self.splits = {"train": encode(train_rows, self.prep, source=spec.data)}
         for name in ("val", "test"):
             if len(parts[name]):
@@ -86,13 +89,24 @@ class WideDeepRecipe:
         self._cat = torch.from_numpy(train.categorical)
         self._y = torch.from_numpy(train.target)
         cards = [len(c.vocabulary or []) for c in self.prep.columns if c.kind == "categorical"]
-        self.kwargs = {"num_numeric": len(numeric), "cardinalities": cards, "embed_dim": 8, "hidden": [64, 32],
-                       "deep": spec.model != "wide"}
+        self.kwargs = {
+            "num_numeric": len(numeric),
+            "cardinalities": cards,
+            "embed_dim": 8,
+            "hidden": [64, 32],
+            "deep": spec.model != "wide",
+        }
         from cpuai.models.widedeep import widedeep
 
         self.model = widedeep(**self.kwargs)
-        log.info("data %s: %s rows; numeric %s; categorical %s; target %s", spec.data,
-                 ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()), numeric, categorical, target)
+        log.info(
+            "data %s: %s rows; numeric %s; categorical %s; target %s",
+            spec.data,
+            ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()),
+            numeric,
+            categorical,
+            target,
+        )
 
     def train_batch(self, idx: Any, generator: Any) -> tuple[tuple[Any, ...], Any]:
         return (self._num[idx], self._cat[idx]), self._y[idx]
@@ -113,7 +127,11 @@ class WideDeepRecipe:
         was_training = model.training
         model.eval()
         with torch.inference_mode():
-            logit = model(torch.from_numpy(data.numeric), torch.from_numpy(data.categorical)).float().numpy()[:, 0]
+            logit = (
+                model(torch.from_numpy(data.numeric), torch.from_numpy(data.categorical))
+                .float()
+                .numpy()[:, 0]
+            )
         model.train(was_training)
         return binary_metrics(data.target, 1.0 / (1.0 + np.exp(-logit)))
 

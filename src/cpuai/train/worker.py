@@ -36,7 +36,9 @@ def main(argv: list[str]) -> int:
     stop = StopRequest().install()
     signal.signal(signal.SIGINT, signal.SIG_IGN) if rank != 0 else None
     init = f"tcp://{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(minutes=10))
+    dist.init_process_group(
+        "gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(minutes=10)
+    )
     try:
         recipe = build_recipe(spec)
         if rank == 0:
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> int:
         else:
             logging.getLogger("cpuai.train").setLevel(logging.WARNING)
             train(spec, recipe, job, stop=stop, rank=rank, world=world, resume=resume)
-    except Interrupted as err:
+    except Interrupted:
         return 128 + signal.SIGTERM  # one code for "stopped on request", whatever the signal
     finally:
         dist.destroy_process_group()

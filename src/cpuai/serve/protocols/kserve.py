@@ -43,7 +43,7 @@ async def live() -> JSON:
 async def ready(request: Request) -> JSON:
     """Ready when every model on disk that is meant to be served is loaded."""
     reg = registry(request)
-    ok = bool(reg.models) and all(m.ready() for m in reg.models.values())
+    ok = bool(reg.models or request.app.state.indexes) and all(m.ready() for m in reg.models.values())
     return JSON({"ready": ok}, status_code=200 if ok else 503)
 
 
