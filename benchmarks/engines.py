@@ -15,6 +15,7 @@ Weights of the CNN and ResNet are random (speed only); MiniLM is the real model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ RESULTS = Path(__file__).parent / "results" / "engines.json"
 
 
 def timed(fn: Callable[[], Any], *, warmup: int, iters: int, min_seconds: float) -> list[float]:
-    """Seconds per call of ``fn``: ``warmup`` untimed calls, then at least ``iters`` calls and ``min_seconds``."""
+    """Seconds per call of ``fn``: ``warmup`` untimed, then at least ``iters`` calls for ``min_seconds``."""
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -52,18 +53,19 @@ def timed(fn: Callable[[], Any], *, warmup: int, iters: int, min_seconds: float)
 def machine() -> dict[str, Any]:
     from cpuai import hardware
 
-    info: dict[str, Any] = {"python": platform.python_version(), "core_budget": hardware.core_budget(),
-                            "usable_cpus": len(hardware.usable_cpus())}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "core_budget": hardware.core_budget(),
+        "usable_cpus": len(hardware.usable_cpus()),
+    }
     probe = getattr(hardware, "probe", None)
     if probe is not None:
         try:
             info["machine"] = probe().summary()
         except Exception as err:  # the probe is optional for this benchmark
             info["machine_error"] = str(err)
-    try:
+    with contextlib.suppress(OSError):
         info["load_average"] = os.getloadavg()
-    except OSError:
-        pass
     return info
 
 
@@ -81,19 +83,34 @@ def build_models(work: Path, quick: bool) -> list[dict[str, Any]]:
 
     torch.manual_seed(0)
     models = []
-    for name, module, shape in [("digits-cnn", smallcnn(num_classes=10, in_channels=1, width=16), (1, 32, 32)),
-                                ("resnet18-224", resnet18(num_classes=1000), (3, 224, 224))]:
+    for name, module, shape in [
+        ("digits-cnn", smallcnn(num_classes=10, in_channels=1, width=16), (1, 32, 32)),
+        ("resnet18-224", resnet18(num_classes=1000), (3, 224, 224)),
+    ]:
         module.eval()
         print(f"  converting {name}", flush=True)
-        onnx_pkg = convert(module, to="onnx", out=work / f"{name}-onnx", input_shapes={"input": (1, *shape)},
-                           output_names=["logits"])
+        onnx_pkg = convert(
+            module,
+            to="onnx",
+            out=work / f"{name}-onnx",
+            input_shapes={"input": (1, *shape)},
+            output_names=["logits"],
+        )
         ir_pkg = convert(onnx_pkg, to="openvino", out=work / f"{name}-ir")
 
         def feeds(batch: int, shape: tuple[int, ...] = shape) -> dict[str, np.ndarray]:
             return {"input": np.random.default_rng(0).random((batch, *shape), dtype=np.float32)}
 
-        models.append({"name": name, "module": module, "feeds": feeds, "onnx": onnx_pkg, "ir": ir_pkg,
-                       "inputs": ["input"]})
+        models.append(
+            {
+                "name": name,
+                "module": module,
+                "feeds": feeds,
+                "onnx": onnx_pkg,
+                "ir": ir_pkg,
+                "inputs": ["input"],
+            }
+        )
     print("  exporting MiniLM (torchscript and dynamo exporters)", flush=True)
     onnx_pkg = minilm.export(work / "minilm-onnx", max_length=128)
     dynamo_pkg = minilm.export(work / "minilm-onnx-dynamo", max_length=128, exporter="dynamo")
@@ -108,8 +125,17 @@ def build_models(work: Path, quick: bool) -> list[dict[str, Any]]:
         ids[:, 0], ids[:, -1] = 101, 102
         return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
 
-    models.append({"name": "minilm-seq128", "module": minilm.transformer(), "feeds": text_feeds, "onnx": onnx_pkg,
-                   "ir": ir_pkg, "dynamo": dynamo_pkg, "inputs": names})
+    models.append(
+        {
+            "name": "minilm-seq128",
+            "module": minilm.transformer(),
+            "feeds": text_feeds,
+            "onnx": onnx_pkg,
+            "ir": ir_pkg,
+            "dynamo": dynamo_pkg,
+            "inputs": names,
+        }
+    )
     return models
 
 
@@ -136,21 +162,37 @@ def script_engine(model: dict[str, Any], threads: int) -> Any:
 
     sample = model["feeds"](1)
     with torch.inference_mode():
-        traced = torch.jit.trace(model["module"], tuple(torch.from_numpy(sample[n]) for n in model["inputs"]),
-                                 check_trace=False, strict=False)
+        traced = torch.jit.trace(
+            model["module"],
+            tuple(torch.from_numpy(sample[n]) for n in model["inputs"]),
+            check_trace=False,
+            strict=False,
+        )
     traced = torch.jit.freeze(traced.eval())
     m = model["onnx"].manifest
     return TorchEngine(traced, inputs=m.inputs, outputs=m.outputs, threads=threads, streams=1)
 
 
-def measure(run: Callable[[dict[str, np.ndarray]], Any], feeds_fn: Callable[[int], dict[str, np.ndarray]],
-            args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    run: Callable[[dict[str, np.ndarray]], Any],
+    feeds_fn: Callable[[int], dict[str, np.ndarray]],
+    args: argparse.Namespace,
+) -> dict[str, float]:
     one, many = feeds_fn(1), feeds_fn(args.batch)
     lat = timed(lambda: run(one), warmup=args.warmup, iters=args.iters, min_seconds=args.seconds)
-    thr = timed(lambda: run(many), warmup=max(1, args.warmup // 3), iters=max(2, args.iters // 5),
-                min_seconds=args.seconds)
-    return {"latency_ms": 1e3 * statistics.median(lat), "latency_p90_ms": 1e3 * float(np.percentile(lat, 90)),
-            "throughput": args.batch / statistics.median(thr), "latency_runs": len(lat), "throughput_runs": len(thr)}
+    thr = timed(
+        lambda: run(many),
+        warmup=max(1, args.warmup // 3),
+        iters=max(2, args.iters // 5),
+        min_seconds=args.seconds,
+    )
+    return {
+        "latency_ms": 1e3 * statistics.median(lat),
+        "latency_p90_ms": 1e3 * float(np.percentile(lat, 90)),
+        "throughput": args.batch / statistics.median(thr),
+        "latency_runs": len(lat),
+        "throughput_runs": len(thr),
+    }
 
 
 def bench_model(model: dict[str, Any], args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
@@ -162,12 +204,19 @@ def bench_model(model: dict[str, Any], args: argparse.Namespace, threads: int) -
         ("torch-script", lambda: script_engine(model, threads)),
         ("onnxruntime", lambda: load(model["onnx"], backend="onnxruntime", threads=threads, streams=1)),
         ("openvino-fp32", lambda: load(model["ir"], backend="openvino", threads=threads, streams=1)),
-        ("openvino-bf16", lambda: load(model["ir"], backend="openvino", threads=threads, streams=1,
-                                       precision="bf16")),
+        (
+            "openvino-bf16",
+            lambda: load(model["ir"], backend="openvino", threads=threads, streams=1, precision="bf16"),
+        ),
     ]
     if "dynamo" in model:
-        candidates.insert(3, ("onnxruntime-dynamo",
-                              lambda: load(model["dynamo"], backend="onnxruntime", threads=threads, streams=1)))
+        candidates.insert(
+            3,
+            (
+                "onnxruntime-dynamo",
+                lambda: load(model["dynamo"], backend="onnxruntime", threads=threads, streams=1),
+            ),
+        )
     for name, make in candidates:
         engine = make()
         run = eager_runner(model["module"], model["inputs"], threads) if engine is None else engine.infer
@@ -177,7 +226,9 @@ def bench_model(model: dict[str, Any], args: argparse.Namespace, threads: int) -
         if engine is not None:
             engine.close()
         print(f" {result['latency_ms']:9.2f} ms  {result['throughput']:9.1f} items/s", flush=True)
-        rows.append({"model": model["name"], "engine": name, "precision": precision, "threads": threads, **result})
+        rows.append(
+            {"model": model["name"], "engine": name, "precision": precision, "threads": threads, **result}
+        )
     base = next(r for r in rows if r["engine"] == "torch-eager")
     for r in rows:
         r["latency_speedup"] = base["latency_ms"] / r["latency_ms"]
@@ -197,13 +248,19 @@ def matmul_probe(threads: int, quick: bool) -> dict[str, float]:
     m, k, n = 128 * 8, 384, 1536
     rng = np.random.default_rng(0)
     a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
-                              [numpy_helper.from_array(b, "b")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "mm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    sess = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(threads, 1),
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        model.SerializeToString(),
+        sess_options=session_options(threads, 1),
+        providers=["CPUExecutionProvider"],
+    )
     torch.set_num_threads(threads)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     iters = 10 if quick else 50
@@ -211,21 +268,30 @@ def matmul_probe(threads: int, quick: bool) -> dict[str, float]:
     t_torch = statistics.median(timed(lambda: torch.matmul(ta, tb), warmup=3, iters=iters, min_seconds=0.5))
     t_ort = statistics.median(timed(lambda: sess.run(None, {"a": a}), warmup=3, iters=iters, min_seconds=0.5))
     del onnx
-    return {"torch_gflops": flops / t_torch / 1e9, "onnxruntime_gflops": flops / t_ort / 1e9,
-            "shape": f"{m}x{k} @ {k}x{n}"}
+    return {
+        "torch_gflops": flops / t_torch / 1e9,
+        "onnxruntime_gflops": flops / t_ort / 1e9,
+        "shape": f"{m}x{k} @ {k}x{n}",
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print()
-    print(f"{'model':<14} {'engine':<18} {'prec':<5} {'b1 ms':>8} {'b1 x eager':>10} "
-          f"{'b32 items/s':>12} {'b32 x eager':>11}")
+    print(
+        f"{'model':<14} {'engine':<18} {'prec':<5} {'b1 ms':>8} {'b1 x eager':>10} "
+        f"{'b32 items/s':>12} {'b32 x eager':>11}"
+    )
     for r in rows:
-        print(f"{r['model']:<14} {r['engine']:<18} {r['precision']:<5} {r['latency_ms']:8.2f} "
-              f"{r['latency_speedup']:10.2f} {r['throughput']:12.1f} {r['throughput_speedup']:11.2f}")
+        print(
+            f"{r['model']:<14} {r['engine']:<18} {r['precision']:<5} {r['latency_ms']:8.2f} "
+            f"{r['latency_speedup']:10.2f} {r['throughput']:12.1f} {r['throughput_speedup']:11.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="few iterations (a smoke run, noisy)")
     parser.add_argument("--batch", type=int, default=32, help="batch for the throughput column")
     parser.add_argument("--models", default="digits-cnn,resnet18-224,minilm-seq128")
@@ -247,25 +313,40 @@ def main(argv: list[str] | None = None) -> int:
         print("[3/3] matmul probe", flush=True)
         probe = matmul_probe(threads, args.quick)
     print_table(rows)
-    print(f"\nmatmul {probe['shape']}: torch {probe['torch_gflops']:.1f} GFLOP/s, "
-          f"onnxruntime {probe['onnxruntime_gflops']:.1f} GFLOP/s")
+    print(
+        f"\nmatmul {probe['shape']}: torch {probe['torch_gflops']:.1f} GFLOP/s, "
+        f"onnxruntime {probe['onnxruntime_gflops']:.1f} GFLOP/s"
+    )
     exporters = {r["engine"]: r for r in rows if r["model"] == "minilm-seq128"}
     notes = []
     if "onnxruntime-dynamo" in exporters:
         ts, dy = exporters["onnxruntime"], exporters["onnxruntime-dynamo"]
-        notes.append(f"MiniLM in ONNX Runtime: TorchScript-exported graph is {dy['latency_ms'] / ts['latency_ms']:.2f}x "
-                     f"(batch 1) and {ts['throughput'] / dy['throughput']:.2f}x (batch {args.batch}) the speed of the "
-                     "dynamo-exported one")
+        notes.append(
+            f"MiniLM in ONNX Runtime: TorchScript-exported graph is "
+            f"{dy['latency_ms'] / ts['latency_ms']:.2f}x "
+            f"(batch 1) and {ts['throughput'] / dy['throughput']:.2f}x (batch {args.batch}) the speed of the "
+            "dynamo-exported one"
+        )
     if "openvino-fp32" in exporters:
         ov = exporters["openvino-fp32"]
-        notes.append(f"MiniLM OpenVINO FP32 vs eager: {ov['latency_speedup']:.2f}x latency, "
-                     f"{ov['throughput_speedup']:.2f}x throughput")
+        notes.append(
+            f"MiniLM OpenVINO FP32 vs eager: {ov['latency_speedup']:.2f}x latency, "
+            f"{ov['throughput_speedup']:.2f}x throughput"
+        )
     for n in notes:
         print(n)
-    result = {"benchmark": "engines", "quick": args.quick, "batch": args.batch, "threads": threads,
-              "seconds": round(time.time() - started, 1), "machine": machine(), "rows": rows,
-              "matmul": probe, "notes": notes,
-              "reproduce": f".venv/bin/python benchmarks/engines.py{' --quick' if args.quick else ''}"}
+    result = {
+        "benchmark": "engines",
+        "quick": args.quick,
+        "batch": args.batch,
+        "threads": threads,
+        "seconds": round(time.time() - started, 1),
+        "machine": machine(),
+        "rows": rows,
+        "matmul": probe,
+        "notes": notes,
+        "reproduce": f".venv/bin/python benchmarks/engines.py{' --quick' if args.quick else ''}",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {args.out}")

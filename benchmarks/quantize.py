@@ -76,7 +76,10 @@ def train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.0
             loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
-        print(f"  epoch {epoch + 1}/{epochs}, loss = {loss.item():.3f} ({len(xt) / (time.time() - t0):.0f} examples/sec)")
+        print(
+            f"  epoch {epoch + 1}/{epochs}, loss = {loss.item():.3f} "
+            f"({len(xt) / (time.time() - t0):.0f} examples/sec)"
+        )
     return model.eval()
 
 
@@ -86,7 +89,10 @@ def image_package(model: Any, dest: Path, name: str) -> Path:
     from cpuai import package as pkgmod
 
     manifest = pkgmod.Manifest(
-        name=name, task="image-classification", format="onnx", precision="fp32",
+        name=name,
+        task="image-classification",
+        format="onnx",
+        precision="fp32",
         inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 1, SIZE, SIZE], layout="NCHW")],
         outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 10])],
         preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(SIZE, SIZE), color="gray")),
@@ -94,9 +100,16 @@ def image_package(model: Any, dest: Path, name: str) -> Path:
     )
 
     def files(tmp: Path) -> None:
-        torch.onnx.export(model, (torch.zeros(1, 1, SIZE, SIZE),), str(tmp / "model.onnx"), input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 1, SIZE, SIZE),),
+            str(tmp / "model.onnx"),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
     return pkgmod.write(dest, manifest, files).path
 
@@ -108,8 +121,9 @@ def speed_of(engine: Any, feed: dict[str, np.ndarray], runs: int) -> dict[str, f
     return {"latency_ms": s.latency_ms, "throughput": float(s.throughput or 0.0)}
 
 
-def bench_model(name: str, pkg: Path, eager: TorchEager, calib: Path, evals: Path, work: Path, runs: int,
-                max_trials: int) -> dict[str, Any]:
+def bench_model(
+    name: str, pkg: Path, eager: TorchEager, calib: Path, evals: Path, work: Path, runs: int, max_trials: int
+) -> dict[str, Any]:
     import torch
 
     from cpuai import package as pkgmod
@@ -123,26 +137,47 @@ def bench_model(name: str, pkg: Path, eager: TorchEager, calib: Path, evals: Pat
     print(f"  torch eager fp32: {row['torch_eager_fp32']}")
     for backend in ("onnxruntime", "openvino"):
         t0 = time.time()
-        tuner = quantize(pkg, calib, evals, work / f"{name}-{backend}-int8", tolerance="1%", backend=backend,
-                         strategy="basic", max_trials=max_trials, timing_runs=runs)
+        tuner = quantize(
+            pkg,
+            calib,
+            evals,
+            work / f"{name}-{backend}-int8",
+            tolerance="1%",
+            backend=backend,
+            strategy="basic",
+            max_trials=max_trials,
+            timing_runs=runs,
+        )
         wall = time.time() - t0
         s, r = tuner.speed_, tuner.report_
         eager_tput = row["torch_eager_fp32"]["throughput"]
         row[backend] = {
-            "metric": r["metric"], "fp32_metric": r["baseline"]["metric"], "int8_metric": r["choice"]["metric"],
-            "delta": r["choice"]["metric"] - r["baseline"]["metric"], "tolerance_met": r["tolerance_met"],
-            "choice": r["choice"]["label"], "precision": tuner.best_.config.precision,
-            "trials": len(r["trials"]), "tuning_seconds": wall,
-            "fp32_latency_ms": s["fp32_latency_ms"], "int8_latency_ms": s["latency_ms"],
-            "fp32_throughput": s["fp32_throughput"], "int8_throughput": s["throughput"],
-            "latency_speedup_vs_fp32": s["latency_speedup"], "throughput_speedup_vs_fp32": s["throughput_speedup"],
+            "metric": r["metric"],
+            "fp32_metric": r["baseline"]["metric"],
+            "int8_metric": r["choice"]["metric"],
+            "delta": r["choice"]["metric"] - r["baseline"]["metric"],
+            "tolerance_met": r["tolerance_met"],
+            "choice": r["choice"]["label"],
+            "precision": tuner.best_.config.precision,
+            "trials": len(r["trials"]),
+            "tuning_seconds": wall,
+            "fp32_latency_ms": s["fp32_latency_ms"],
+            "int8_latency_ms": s["latency_ms"],
+            "fp32_throughput": s["fp32_throughput"],
+            "int8_throughput": s["throughput"],
+            "latency_speedup_vs_fp32": s["latency_speedup"],
+            "throughput_speedup_vs_fp32": s["throughput_speedup"],
             "throughput_speedup_vs_torch_eager": (s["throughput"] or 0) / eager_tput,
             "fp32_size_bytes": r["baseline"]["size_bytes"],
-            "int8_size_bytes": next(t["size_bytes"] for t in r["trials"] if t["trial"] == r["choice"]["trial"]),
+            "int8_size_bytes": next(
+                t["size_bytes"] for t in r["trials"] if t["trial"] == r["choice"]["trial"]
+            ),
         }
         print(f"  {backend}: {tuner.message()}")
-        print(f"    batch-1 x{s['latency_speedup']:.2f}, batch-32 x{s['throughput_speedup']:.2f} vs FP32; "
-              f"x{row[backend]['throughput_speedup_vs_torch_eager']:.2f} vs torch eager; {wall:.0f} s tuning")
+        print(
+            f"    batch-1 x{s['latency_speedup']:.2f}, batch-32 x{s['throughput_speedup']:.2f} vs FP32; "
+            f"x{row[backend]['throughput_speedup_vs_torch_eager']:.2f} vs torch eager; {wall:.0f} s tuning"
+        )
     return row
 
 
@@ -170,20 +205,47 @@ def main(argv: list[str] | None = None) -> int:
             from cpuai.models.smallcnn import smallcnn
 
             print("digits SmallCNN (width 16): training")
-            cnn = train(smallcnn(num_classes=10, in_channels=1, width=16), x[:1400], y[:1400], 3 if quick else 10)
+            cnn = train(
+                smallcnn(num_classes=10, in_channels=1, width=16), x[:1400], y[:1400], 3 if quick else 10
+            )
             pkg = image_package(cnn, work / "digits", "digits")
-            rows.append(bench_model("digits-cnn", pkg, TorchEager(cnn), work / "calib.npy", work / "eval.npz",
-                                    work, runs, max_trials))
+            rows.append(
+                bench_model(
+                    "digits-cnn",
+                    pkg,
+                    TorchEager(cnn),
+                    work / "calib.npy",
+                    work / "eval.npz",
+                    work,
+                    runs,
+                    max_trials,
+                )
+            )
         if "resnet18" in models:
             from cpuai.models.resnet import resnet18
 
             print("ResNet-18 (small stem) on digits 32x32: training")
             n_train = 512 if quick else 1400
-            net = train(resnet18(num_classes=10, in_channels=1, stem="small"), x[:n_train], y[:n_train],
-                        1 if quick else 3, lr=0.001)
+            net = train(
+                resnet18(num_classes=10, in_channels=1, stem="small"),
+                x[:n_train],
+                y[:n_train],
+                1 if quick else 3,
+                lr=0.001,
+            )
             pkg = image_package(net, work / "resnet18", "resnet18-digits")
-            rows.append(bench_model("resnet18-digits", pkg, TorchEager(net), work / "calib.npy",
-                                    work / "eval.npz", work, runs, max_trials))
+            rows.append(
+                bench_model(
+                    "resnet18-digits",
+                    pkg,
+                    TorchEager(net),
+                    work / "calib.npy",
+                    work / "eval.npz",
+                    work,
+                    runs,
+                    max_trials,
+                )
+            )
         if "minilm" in models:
             from cpuai.data.docstrings import docstrings
             from cpuai.models.minilm import export, transformer
@@ -193,30 +255,69 @@ def main(argv: list[str] | None = None) -> int:
             (work / "calib.txt").write_text("\n".join(texts[:n_calib]) + "\n")
             (work / "eval.txt").write_text("\n".join(texts[n_calib : n_calib + n_eval]) + "\n")
             pkg = export(work / "minilm").path
-            rows.append(bench_model("minilm", pkg, TorchEager(transformer(), "last_hidden_state"),
-                                    work / "calib.txt", work / "eval.txt", work, runs, max_trials))
+            rows.append(
+                bench_model(
+                    "minilm",
+                    pkg,
+                    TorchEager(transformer(), "last_hidden_state"),
+                    work / "calib.txt",
+                    work / "eval.txt",
+                    work,
+                    runs,
+                    max_trials,
+                )
+            )
 
     print()
-    header = ("model", "backend", "metric", "fp32", "int8", "met", "choice", "trials", "tune s",
-              "b1 x", "b32 x", "vs eager")
+    header = (
+        "model",
+        "backend",
+        "metric",
+        "fp32",
+        "int8",
+        "met",
+        "choice",
+        "trials",
+        "tune s",
+        "b1 x",
+        "b32 x",
+        "vs eager",
+    )
     lines = [header]
     for r in rows:
         for b in ("onnxruntime", "openvino"):
             v = r[b]
-            lines.append((r["model"], b, v["metric"], f"{v['fp32_metric']:.4f}", f"{v['int8_metric']:.4f}",
-                          "yes" if v["tolerance_met"] else "NO", v["choice"], str(v["trials"]),
-                          f"{v['tuning_seconds']:.0f}", f"{v['latency_speedup_vs_fp32']:.2f}",
-                          f"{v['throughput_speedup_vs_fp32']:.2f}", f"{v['throughput_speedup_vs_torch_eager']:.2f}"))
+            lines.append(
+                (
+                    r["model"],
+                    b,
+                    v["metric"],
+                    f"{v['fp32_metric']:.4f}",
+                    f"{v['int8_metric']:.4f}",
+                    "yes" if v["tolerance_met"] else "NO",
+                    v["choice"],
+                    str(v["trials"]),
+                    f"{v['tuning_seconds']:.0f}",
+                    f"{v['latency_speedup_vs_fp32']:.2f}",
+                    f"{v['throughput_speedup_vs_fp32']:.2f}",
+                    f"{v['throughput_speedup_vs_torch_eager']:.2f}",
+                )
+            )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "benchmark": "quantize", "mode": "quick" if quick else "full", "cores": core_budget(),
-        "cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
+        "benchmark": "quantize",
+        "mode": "quick" if quick else "full",
+        "cores": core_budget(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
         "command": "python benchmarks/quantize.py" + (" --quick" if quick else ""),
-        "tolerance": "1% absolute", "strategy": "basic", "results": rows,
+        "tolerance": "1% absolute",
+        "strategy": "basic",
+        "results": rows,
     }
     args.out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {args.out}")

@@ -308,6 +308,36 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def summarise(results: dict[str, Any], levels: list[int]) -> dict[str, dict[str, float]]:
+    """The issue's targets as ratios: saturation vs the ceiling and vs LitServe, c=1 p99 overhead."""
+    out: dict[str, dict[str, float]] = {}
+    top, low = str(max(levels)), str(min(levels))
+    for model, entry in results["models"].items():
+        servers = entry["servers"]
+
+        def best(kind: str, servers: dict[str, Any] = servers) -> float | None:
+            points = servers.get(kind, {})
+            return max(
+                (p["rps"] for p in points.values() if isinstance(p, dict) and "rps" in p), default=None
+            )
+
+        fig: dict[str, float] = {}
+        ours = best("cpuai-batch")
+        if ours:
+            fig["cpuai_batch_saturation_vs_ceiling"] = ours / entry["ceiling"]["rows_per_s"]
+            for other in ("litserve", "fastapi", "cpuai-nobatch"):
+                if best(other):
+                    fig[f"cpuai_batch_vs_{other.replace('-', '_')}"] = ours / best(other)
+            c1 = servers["cpuai-batch"].get(low)
+            if c1:
+                fig["c1_p99_minus_engine_p50_ms"] = c1["p99_ms"] - entry["ceiling"]["p50_ms"]
+            sat = servers["cpuai-batch"].get(top)
+            if sat and "cpuai-nobatch" in servers and top in servers["cpuai-nobatch"]:
+                fig[f"batch_vs_nobatch_at_c{top}"] = sat["rps"] / servers["cpuai-nobatch"][top]["rps"]
+        out[model] = fig
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -377,7 +407,8 @@ def main() -> None:
                     ratio = r.rps / ceil["rows_per_s"]
                     rows.append((model, kind, c, r.rps, r.p50_ms, r.p99_ms, ratio, sum(r.errors.values())))
                     print(
-                        f"  {kind:14s} c={c:<3d} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
+                        f"  {kind:14s} c={c:<3d} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
+                        f"p99 {r.p99_ms:7.2f} ms"
                         f"  {ratio:5.2f}x ceiling  errors {sum(r.errors.values())}",
                         flush=True,
                     )
@@ -386,11 +417,14 @@ def main() -> None:
                 stop_server(proc)
         results["models"][model] = entry
     print()
-    print(
-        f"{'model':8s} {'server':14s} {'conc':>4s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'x ceil':>7s} err"
-    )
+    head = ["model", "server", "conc", "req/s", "p50 ms", "p99 ms", "x ceiling", "errors"]
+    print(" ".join(f"{h:>10s}" for h in head))
     for m, k, c, rps, p50, p99, ratio, err in rows:
-        print(f"{m:8s} {k:14s} {c:4d} {rps:9.1f} {p50:8.2f} {p99:8.2f} {ratio:7.2f} {err}")
+        print(f"{m:>10s} {k:>14s} {c:6d} {rps:10.1f} {p50:10.2f} {p99:10.2f} {ratio:10.2f} {err:10d}")
+    results["summary"] = summarise(results, levels)
+    print("\nsummary (ratios):")
+    for model, figures in results["summary"].items():
+        print(f"  {model}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {RESULTS}")

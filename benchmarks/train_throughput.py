@@ -110,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 epoch of 640 images, 1 repeat")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="threads, 1-worker runs")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json"
     )
@@ -117,7 +118,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     epochs, limit = (1, 640) if args.quick else (3, 1257)
     repeats = args.repeats or (1 if args.quick else 3)
-    threads = core_budget()
+    threads = args.threads or core_budget()
     from cpuai.data.digits import export_digits
 
     with tempfile.TemporaryDirectory(prefix="cpuai-bench-train-") as tmp:

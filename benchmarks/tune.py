@@ -211,7 +211,7 @@ def compare(pkg: pkgmod.ModelPackage, objective: str, args: argparse.Namespace, 
         objective=objective,
         cores=cores,
         batches=batches,
-        budget=Budget(duration=args.tune_budget),
+        budget=Budget(duration=args.tune_budget, warmup=2),
         write=False,
         progress=lambda t: print("  " + t, flush=True),
     )
@@ -225,7 +225,7 @@ def compare(pkg: pkgmod.ModelPackage, objective: str, args: argparse.Namespace, 
         "ov-latency": OvHint(pkg.model_file, "LATENCY"),
     }
     feeds = make_feeds(pkg, tuned, pick.batch)
-    budget = Budget(duration=args.duration)
+    budget = Budget(duration=args.duration, warmup=3)
     runs: dict[str, list[dict]] = {k: [] for k in contenders}
     for r in range(args.repeats):  # interleaved: every contender once per repeat
         for name, engine in contenders.items():

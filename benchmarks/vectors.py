@@ -34,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "vectors.json"
-CACHE = ROOT / ".cache" / "vectors"
+CACHE = Path(os.environ.get("CPUAI_CACHE_DIR") or Path.home() / ".cache" / "cpuai") / "bench-vectors"
 EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 TARGETS = (0.95, 0.99)
 K = 10
@@ -153,32 +153,54 @@ class FaissHNSWFlat:
         return index.search(q, K)[1]
 
 
-SYSTEMS = {"cpuai-sq8": CpuaiSQ8(0), "cpuai-sq8-rerank": CpuaiSQ8(4), "hnswlib": Hnswlib(), "faiss-hnsw": FaissHNSWFlat()}
+SYSTEMS = {
+    "cpuai-sq8": CpuaiSQ8(0),
+    "cpuai-sq8-rerank": CpuaiSQ8(4),
+    "hnswlib": Hnswlib(),
+    "faiss-hnsw": FaissHNSWFlat(),
+}
 
 
 def child(system: str, path: str, queries: str, truth: str, min_time: float) -> None:
-    """In a fresh process: load one index, sweep ef, measure QPS at each target, report memory. Prints JSON."""
+    """In a fresh process: load one index, sweep ef, measure QPS at each target and memory; print JSON."""
+    import faiss  # noqa: F401  # libraries load before the baseline, so only the index is counted
+    import hnswlib  # noqa: F401
+
+    import cpuai.vectors  # noqa: F401
+
     sysobj = SYSTEMS[system]
+    q, gt = np.load(queries), np.load(truth)
     base = rss()
     index = sysobj.load(Path(path))
-    q, gt = np.load(queries), np.load(truth)
     sweep, at = [], {}
     for ef in EFS:
         r = recall(sysobj.search(index, q, ef), gt)
         sweep.append({"ef_search": ef, "recall": r})
         for target in TARGETS:
             if r >= target and str(target) not in at:
-                at[str(target)] = {"ef_search": ef, "recall": r,
-                                   "qps": qps(lambda ef=ef: sysobj.search(index, q, ef), len(q), min_time)}
+                at[str(target)] = {
+                    "ef_search": ef,
+                    "recall": r,
+                    "qps": qps(lambda ef=ef: sysobj.search(index, q, ef), len(q), min_time),
+                }
         if all(str(t) in at for t in TARGETS):
             break
     mem = rss()
-    print(json.dumps({"sweep": sweep, "at": at, "anon_bytes": mem["RssAnon"] - base["RssAnon"],
-                      "file_bytes": mem["RssFile"] - base["RssFile"]}))
+    print(
+        json.dumps(
+            {
+                "sweep": sweep,
+                "at": at,
+                "anon_bytes": mem["RssAnon"] - base["RssAnon"],
+                "file_bytes": mem["RssFile"] - base["RssFile"],
+            }
+        )
+    )
 
 
-def run_set(name: str, x: np.ndarray, q: np.ndarray, *, m: int, efc: int, min_time: float,
-            work: Path, log) -> dict[str, Any]:
+def run_set(
+    name: str, x: np.ndarray, q: np.ndarray, *, m: int, efc: int, min_time: float, work: Path, log
+) -> dict[str, Any]:
     """Build every system on ``x``, then measure each in its own process."""
     from cpuai.vectors.exact import knn
 
@@ -186,8 +208,15 @@ def run_set(name: str, x: np.ndarray, q: np.ndarray, *, m: int, efc: int, min_ti
     truth, _ = knn(q, x, K, "ip")
     np.save(work / f"{name}-q.npy", q)
     np.save(work / f"{name}-gt.npy", truth)
-    out: dict[str, Any] = {"n": len(x), "dim": x.shape[1], "queries": len(q), "M": m, "ef_construction": efc,
-                           "fp32_bytes": x.nbytes, "systems": {}}
+    out: dict[str, Any] = {
+        "n": len(x),
+        "dim": x.shape[1],
+        "queries": len(q),
+        "M": m,
+        "ef_construction": efc,
+        "fp32_bytes": x.nbytes,
+        "systems": {},
+    }
     built: dict[str, float] = {}
     for key, sysobj in SYSTEMS.items():
         path = work / f"{name}-{key}"
@@ -205,21 +234,35 @@ def run_set(name: str, x: np.ndarray, q: np.ndarray, *, m: int, efc: int, min_ti
         (path / "dim").write_text(str(x.shape[1]))
         built[key] = seconds
         log(f"  {name}: built {sysobj.name} in {seconds:.1f} s")
-        res = subprocess.run([sys.executable, __file__, "--child", key, str(path), str(work / f"{name}-q.npy"),
-                              str(work / f"{name}-gt.npy"), str(min_time)], capture_output=True, text=True,
-                             check=False)
+        res = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                key,
+                str(path),
+                str(work / f"{name}-q.npy"),
+                str(work / f"{name}-gt.npy"),
+                str(min_time),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"{key} child failed: {res.stderr[-2000:]}")
         result = json.loads(res.stdout.strip().splitlines()[-1])
         out["systems"][key] = {"name": sysobj.name, "build_seconds": seconds, **result}
-        log(f"  {name}: {sysobj.name}: {result['at']} anon {result['anon_bytes'] / 1e6:.1f} MB "
-            f"file {result['file_bytes'] / 1e6:.1f} MB")
+        log(
+            f"  {name}: {sysobj.name}: {result['at']} anon {result['anon_bytes'] / 1e6:.1f} MB "
+            f"file {result['file_bytes'] / 1e6:.1f} MB"
+        )
     return out
 
 
 # --------------------------------------------------------------------------- embedding step
 def minilm_packages(log) -> tuple[Path, Path]:
-    """FP32 and INT8 MiniLM packages, made once under benchmarks/.cache (export, then cpuai quantize)."""
+    """FP32 and INT8 MiniLM packages, made once in ~/.cache/cpuai/bench-vectors (export, cpuai quantize)."""
     fp32, int8 = CACHE / "minilm", CACHE / "minilm-int8"
     if not (fp32 / "model.yaml").exists():
         from cpuai.models import minilm
@@ -234,8 +277,23 @@ def minilm_packages(log) -> tuple[Path, Path]:
         calib, evals = CACHE / "calib.txt", CACHE / "eval.txt"
         calib.write_text("\n".join(docstrings(limit=300, seed=11)))
         evals.write_text("\n".join(docstrings(limit=200, seed=12)))
-        code = main(["quantize", str(fp32), "--calib", str(calib), "--eval", str(evals), "--out", str(int8),
-                     "--tolerance", "0.01", "--max-trials", "3", "--json"])
+        code = main(
+            [
+                "quantize",
+                str(fp32),
+                "--calib",
+                str(calib),
+                "--eval",
+                str(evals),
+                "--out",
+                str(int8),
+                "--tolerance",
+                "0.01",
+                "--max-trials",
+                "3",
+                "--json",
+            ]
+        )
         if code != 0:
             raise RuntimeError("cpuai quantize failed for MiniLM")
     return fp32, int8
@@ -267,10 +325,19 @@ def embedding_step(sentences: list[str], int8: Path, log) -> tuple[dict[str, Any
     ref_s = time.perf_counter() - start
     log(f"  sentence-transformers FP32: {len(sentences) / ref_s:.1f} sentences/s")
     cos = np.sum(unit(ours) * unit(ref), axis=1)
-    return ({"sentences": len(sentences), "threads": threads, "package": str(int8),
-             "cpuai_sentences_per_s": len(sentences) / ours_s, "st_sentences_per_s": len(sentences) / ref_s,
-             "speedup": ref_s / ours_s, "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())},
-            ours)
+    return (
+        {
+            "sentences": len(sentences),
+            "threads": threads,
+            "package": str(int8),
+            "cpuai_sentences_per_s": len(sentences) / ours_s,
+            "st_sentences_per_s": len(sentences) / ref_s,
+            "speedup": ref_s / ours_s,
+            "mean_cosine": float(cos.mean()),
+            "min_cosine": float(cos.min()),
+        },
+        ours,
+    )
 
 
 # --------------------------------------------------------------------------- report
@@ -280,10 +347,12 @@ def ratios(res: dict[str, Any]) -> dict[str, Any]:
     for key, s in systems.items():
         if key == "hnswlib":
             continue
-        row: dict[str, Any] = {"memory_anon_vs_hnswlib": s["anon_bytes"] / base["anon_bytes"],
-                               "memory_anon_plus_file_vs_hnswlib":
-                                   (s["anon_bytes"] + s["file_bytes"]) / (base["anon_bytes"] + base["file_bytes"]),
-                               "build_vs_hnswlib": s["build_seconds"] / base["build_seconds"]}
+        row: dict[str, Any] = {
+            "memory_anon_vs_hnswlib": s["anon_bytes"] / base["anon_bytes"],
+            "memory_anon_plus_file_vs_hnswlib": (s["anon_bytes"] + s["file_bytes"])
+            / (base["anon_bytes"] + base["file_bytes"]),
+            "build_vs_hnswlib": s["build_seconds"] / base["build_seconds"],
+        }
         for t in TARGETS:
             mine, theirs = s["at"].get(str(t)), base["at"].get(str(t))
             row[f"qps_vs_hnswlib@{t}"] = mine["qps"] / theirs["qps"] if mine and theirs else None
@@ -292,17 +361,21 @@ def ratios(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(name: str, res: dict[str, Any]) -> str:
-    lines = [f"\n{name}: {res['n']} x {res['dim']}, {res['queries']} queries, M={res['M']}, "
-             f"ef_construction={res['ef_construction']} (FP32 vectors {res['fp32_bytes'] / 1e6:.0f} MB)",
-             f"{'system':32} {'build s':>8} {'anon MB':>8} {'file MB':>8} "
-             f"{'ef@.95':>7} {'QPS@.95':>9} {'ef@.99':>7} {'QPS@.99':>9}"]
+    lines = [
+        f"\n{name}: {res['n']} x {res['dim']}, {res['queries']} queries, M={res['M']}, "
+        f"ef_construction={res['ef_construction']} (FP32 vectors {res['fp32_bytes'] / 1e6:.0f} MB)",
+        f"{'system':32} {'build s':>8} {'anon MB':>8} {'file MB':>8} "
+        f"{'ef@.95':>7} {'QPS@.95':>9} {'ef@.99':>7} {'QPS@.99':>9}",
+    ]
     for s in res["systems"].values():
         cells = []
         for t in TARGETS:
             a = s["at"].get(str(t))
             cells += [f"{a['ef_search']:>7}", f"{a['qps']:>9.0f}"] if a else [f"{'-':>7}", f"{'n/a':>9}"]
-        lines.append(f"{s['name']:32} {s['build_seconds']:>8.1f} {s['anon_bytes'] / 1e6:>8.1f} "
-                     f"{s['file_bytes'] / 1e6:>8.1f} " + " ".join(cells))
+        lines.append(
+            f"{s['name']:32} {s['build_seconds']:>8.1f} {s['anon_bytes'] / 1e6:>8.1f} "
+            f"{s['file_bytes'] / 1e6:>8.1f} " + " ".join(cells)
+        )
     for key, r in ratios(res).items():
         parts = ", ".join(f"{k} {v:.2f}" for k, v in r.items() if v is not None)
         lines.append(f"  {key}: {parts}")
@@ -328,8 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "core_budget": core_budget(),
-                              "k": K, "targets": TARGETS}
+    report: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "core_budget": core_budget(),
+        "k": K,
+        "targets": TARGETS,
+    }
     try:
         from cpuai.hardware import probe
 
@@ -350,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
             _, int8 = minilm_packages(log)
             report["embedding"], vecs = embedding_step(sentences, int8, log)
             e = report["embedding"]
-            print(f"\nembedding {e['sentences']} sentences ({e['threads']} threads): cpuai INT8 "
-                  f"{e['cpuai_sentences_per_s']:.1f}/s vs sentence-transformers FP32 {e['st_sentences_per_s']:.1f}/s "
-                  f"= x{e['speedup']:.2f}, mean cosine {e['mean_cosine']:.4f} (min {e['min_cosine']:.4f})")
+            print(
+                f"\nembedding {e['sentences']} sentences ({e['threads']} threads): cpuai INT8 "
+                f"{e['cpuai_sentences_per_s']:.1f}/s vs sentence-transformers FP32 "
+                f"{e['st_sentences_per_s']:.1f}/s "
+                f"= x{e['speedup']:.2f}, mean cosine {e['mean_cosine']:.4f} (min {e['min_cosine']:.4f})"
+            )
             log(f"[3/3] indexing {len(vecs) - nq} real MiniLM embeddings")
-            report["docstrings"] = run_set("docstrings", vecs[:-nq], vecs[-nq:], m=m, efc=efc, min_time=min_time,
-                                           work=work, log=log)
+            report["docstrings"] = run_set(
+                "docstrings", vecs[:-nq], vecs[-nq:], m=m, efc=efc, min_time=min_time, work=work, log=log
+            )
             print(table("docstrings (real MiniLM embeddings)", report["docstrings"]))
     for name in ("synthetic", "docstrings"):
         if name in report:

@@ -1,4 +1,4 @@
-"""cpuai convert: real round trips (torch -> ONNX -> IR) on the digits CNN, agreement in the manifest, bad inputs."""
+"""cpuai convert: real round trips (torch -> ONNX -> IR) on the digits CNN, agreement, bad inputs."""
 
 from __future__ import annotations
 
@@ -36,14 +36,25 @@ def _eager(model, x):
 
 @pytest.fixture(scope="module")
 def cnn_onnx(digits_cnn, tmp_path_factory) -> pkg.ModelPackage:
-    return convert(digits_cnn, to="onnx", out=tmp_path_factory.mktemp("cv") / "onnx",
-                   input_shapes={"input": (1, 1, 32, 32)}, output_names=["logits"], manifest=DIGITS_META,
-                   name="digits")
+    return convert(
+        digits_cnn,
+        to="onnx",
+        out=tmp_path_factory.mktemp("cv") / "onnx",
+        input_shapes={"input": (1, 1, 32, 32)},
+        output_names=["logits"],
+        manifest=DIGITS_META,
+        name="digits",
+    )
 
 
 def test_torch_to_onnx_to_ir_round_trip(digits_cnn, cnn_onnx, held_out, tmp_path):
     m = cnn_onnx.manifest
-    assert (m.format, m.task, m.labels, m.name) == ("onnx", "image-classification", DIGITS_META["labels"], "digits")
+    assert (m.format, m.task, m.labels, m.name) == (
+        "onnx",
+        "image-classification",
+        DIGITS_META["labels"],
+        "digits",
+    )
     assert m.inputs[0].shape == [-1, 1, 32, 32] and m.outputs[0].shape == [-1, 10]  # dynamic batch
     import onnx
 
@@ -51,7 +62,10 @@ def test_torch_to_onnx_to_ir_round_trip(digits_cnn, cnn_onnx, held_out, tmp_path
     step = m.lineage[-1]
     assert step.command == "convert" and step.results["max_abs_error"] < 1e-4
     ir = convert(cnn_onnx, to="openvino", out=tmp_path / "ir")
-    assert ir.manifest.format == "openvino" and [s.command for s in ir.manifest.lineage] == ["convert", "convert"]
+    assert ir.manifest.format == "openvino" and [s.command for s in ir.manifest.lineage] == [
+        "convert",
+        "convert",
+    ]
     assert ir.manifest.lineage[-1].results["max_rel_error"] <= ir.manifest.lineage[-1].results["tolerance"]
     want = _eager(digits_cnn, held_out)
     labels = []
@@ -65,17 +79,21 @@ def test_torch_to_onnx_to_ir_round_trip(digits_cnn, cnn_onnx, held_out, tmp_path
 
 
 def test_training_package_rebuilds_eager_module(digits_cnn, held_out, tmp_path):
-    """A training-style package (TorchScript model.pt + architecture + weights.pt) exports from the eager module."""
+    """A training-style package (model.pt + architecture + weights.pt) exports the eager module."""
     import torch
 
     manifest = pkg.Manifest(
-        name="trained", task="image-classification", format="torchscript",
+        name="trained",
+        task="image-classification",
+        format="torchscript",
         inputs=[pkg.TensorSpec(name="input", shape=[-1, 1, 32, 32], layout="NCHW")],
         outputs=[pkg.TensorSpec(name="logits", shape=[-1, 10])],
         preprocessing=pkg.Preprocessing(image=pkg.ImagePreprocessing(size=(32, 32), color="gray")),
-        labels=DIGITS_META["labels"], metrics={"val_top1": 0.9},
-        architecture=pkg.Architecture(factory="cpuai.models.smallcnn:smallcnn",
-                                      kwargs={"num_classes": 10, "in_channels": 1, "width": 8}),
+        labels=DIGITS_META["labels"],
+        metrics={"val_top1": 0.9},
+        architecture=pkg.Architecture(
+            factory="cpuai.models.smallcnn:smallcnn", kwargs={"num_classes": 10, "in_channels": 1, "width": 8}
+        ),
     )
 
     def files(tmp: Path) -> None:
@@ -87,8 +105,9 @@ def test_training_package_rebuilds_eager_module(digits_cnn, held_out, tmp_path):
     assert out.manifest.metrics == {"val_top1": 0.9} and out.manifest.inputs[0].layout == "NCHW"
     assert (out.path / "weights.pt").exists() and out.manifest.architecture is not None
     with load(out) as engine:
-        np.testing.assert_allclose(engine.infer({"input": held_out})["logits"], _eager(digits_cnn, held_out),
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            engine.infer({"input": held_out})["logits"], _eager(digits_cnn, held_out), atol=1e-4
+        )
     # a job directory holding package/ converts the same way
     job = tmp_path / "job"
     job.mkdir()
@@ -100,15 +119,43 @@ def test_cli_factory_and_torchscript_file(digits_cnn, tmp_path, capsys):
     import torch
 
     capsys.readouterr()
-    rc = main(["convert", "cpuai.models.smallcnn:smallcnn", "--to", "onnx", "--input-shape", "input:1,1,32,32",
-               "--out", str(tmp_path / "factory"), "--json"])
+    rc = main(
+        [
+            "convert",
+            "cpuai.models.smallcnn:smallcnn",
+            "--to",
+            "onnx",
+            "--input-shape",
+            "input:1,1,32,32",
+            "--out",
+            str(tmp_path / "factory"),
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["format"] == "onnx" and out["inputs"][0]["shape"] == [-1, 1, 32, 32] and out["max_abs_error"] < 1e-4
+    assert (
+        out["format"] == "onnx"
+        and out["inputs"][0]["shape"] == [-1, 1, 32, 32]
+        and out["max_abs_error"] < 1e-4
+    )
     script = tmp_path / "cnn.pt"
     torch.jit.trace(digits_cnn, torch.zeros(1, 1, 32, 32)).save(str(script))
-    assert main(["convert", str(script), "--to", "openvino", "--input-shape", "1,1,32,32",
-                 "--out", str(tmp_path / "ts-ir")]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(script),
+                "--to",
+                "openvino",
+                "--input-shape",
+                "1,1,32,32",
+                "--out",
+                str(tmp_path / "ts-ir"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "max abs error" in text and "openvino" in text
 
@@ -162,15 +209,34 @@ def test_bad_sources_and_options(cnn_onnx, tmp_path, capsys):
     with pytest.raises(ModelError, match="no callable 'nope'"):
         convert("cpuai.models.smallcnn:nope", to="onnx", out=tmp_path / "x")
     with pytest.raises(ConfigError, match="opset 13 is older than 17"):
-        convert("cpuai.models.smallcnn:smallcnn", to="onnx", out=tmp_path / "x", opset=13,
-                input_shapes={"input": (1, 1, 32, 32)})
+        convert(
+            "cpuai.models.smallcnn:smallcnn",
+            to="onnx",
+            out=tmp_path / "x",
+            opset=13,
+            input_shapes={"input": (1, 1, 32, 32)},
+        )
     with pytest.raises(ConfigError, match="NAME:D1,D2"):
         parse_input_shapes(["input:1,a,3"])
     assert parse_input_shapes(["ids:1,16", "2,3"]) == {"ids": (1, 16), "input": (2, 3)}
     for args, needle in [
-        (["convert", str(notes), "--to", "onnx", "--out", str(tmp_path / "x")], "not a model this converter reads"),
-        (["convert", str(cnn_onnx.path), "--to", "onnx", "--precision", "int4", "--out", str(tmp_path / "x")],
-         "unknown precision 'int4'"),
+        (
+            ["convert", str(notes), "--to", "onnx", "--out", str(tmp_path / "x")],
+            "not a model this converter reads",
+        ),
+        (
+            [
+                "convert",
+                str(cnn_onnx.path),
+                "--to",
+                "onnx",
+                "--precision",
+                "int4",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            "unknown precision 'int4'",
+        ),
     ]:
         capsys.readouterr()
         assert main(args) == 2
@@ -188,12 +254,15 @@ def test_tensorflow_source_needs_the_tf_extra(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow (pip install 'cpuai[tf]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow (pip install 'cpuai[tf]')"
+)
 def test_keras_model_converts_to_ir_and_agrees(tmp_path):  # pragma: no cover - needs tensorflow
     import tensorflow as tf
 
-    model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(16, activation="relu"),
-                                 tf.keras.layers.Dense(3)])
+    model = tf.keras.Sequential(
+        [tf.keras.Input((8,)), tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(3)]
+    )
     path = tmp_path / "m.keras"
     model.save(path)
     ir = convert(path, to="openvino", out=tmp_path / "ir")
@@ -205,9 +274,16 @@ def test_keras_model_converts_to_ir_and_agrees(tmp_path):  # pragma: no cover - 
 
 @pytest.mark.slow
 def test_dynamo_exporter_agrees(digits_cnn, held_out, tmp_path):
-    out = convert(digits_cnn, to="onnx", out=tmp_path / "dynamo", exporter="dynamo",
-                  input_shapes={"input": (1, 1, 32, 32)}, output_names=["logits"])
+    out = convert(
+        digits_cnn,
+        to="onnx",
+        out=tmp_path / "dynamo",
+        exporter="dynamo",
+        input_shapes={"input": (1, 1, 32, 32)},
+        output_names=["logits"],
+    )
     assert out.manifest.lineage[-1].settings["exporter"] == "dynamo"
     with load(out) as engine:
-        np.testing.assert_allclose(engine.infer({"input": held_out})["logits"], _eager(digits_cnn, held_out),
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            engine.infer({"input": held_out})["logits"], _eager(digits_cnn, held_out), atol=1e-4
+        )

@@ -57,5 +57,8 @@ def test_bad_arguments(kwargs, needle):
 
 
 def test_clean_drops_signatures_and_short_text():
-    assert ds.clean("f(x) -> int\n\nReturn the thing that is asked for.") == "Return the thing that is asked for."
+    assert (
+        ds.clean("f(x) -> int\n\nReturn the thing that is asked for.")
+        == "Return the thing that is asked for."
+    )
     assert ds.clean("Short.") is None

@@ -44,7 +44,9 @@ def torch_reference():
     def run(feeds):
         module = transformer()
         with torch.inference_mode():
-            hidden = module(*[torch.from_numpy(feeds[n]) for n in ("input_ids", "attention_mask", "token_type_ids")])
+            hidden = module(
+                *[torch.from_numpy(feeds[n]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+            )
         return hidden.numpy(), l2_normalize(mean_pool(hidden.numpy(), feeds["attention_mask"]))
 
     return run
@@ -66,7 +68,7 @@ def test_manifest_of_the_export(minilm_packages):
 
 @pytest.mark.slow
 def test_three_backends_agree_on_minilm(minilm_packages, torch_reference):
-    """torch eager vs ONNX Runtime vs OpenVINO FP32 on one padded batch: max abs diff < 1e-4 (hidden states)."""
+    """torch eager vs ONNX Runtime vs OpenVINO FP32 on a padded batch: max abs diff < 1e-4."""
     from cpuai.runtime import load
     from cpuai.tasks import for_package
     from cpuai.tasks.text import embed

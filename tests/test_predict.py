@@ -1,4 +1,4 @@
-"""``cpuai predict``: a folder of real digit images gives the in-memory model's labels; bad inputs are one line."""
+"""``cpuai predict``: a folder of digit images gives the in-memory model's labels; bad inputs are one line."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def _predict_json(capsys, *args: str) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_predict_folder_matches_in_memory_model(backend, digits_onnx_package, digits_cnn, digit_folder, capsys):
+def test_predict_folder_matches_in_memory_model(
+    backend, digits_onnx_package, digits_cnn, digit_folder, capsys
+):
     import torch
 
     root, pixels, labels = digit_folder
@@ -81,8 +83,14 @@ def test_predict_bad_inputs(digits_onnx_package, tmp_path, capsys):
     _one_line_error(capsys, ["predict", pkg, str(corrupt)], "broken.png", "corrupted or not an image")
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((2, 3, 32, 32), np.float32))  # three channels for a gray model
-    _one_line_error(capsys, ["predict", pkg, str(wrong), "--backend", "onnxruntime"], "item has shape [3, 32, 32], expected [1, 32, 32]")
-    _one_line_error(capsys, ["predict", pkg, str(corrupt), "--backend", "tensorrt"], "unknown backend 'tensorrt'")
+    _one_line_error(
+        capsys,
+        ["predict", pkg, str(wrong), "--backend", "onnxruntime"],
+        "item has shape [3, 32, 32], expected [1, 32, 32]",
+    )
+    _one_line_error(
+        capsys, ["predict", pkg, str(corrupt), "--backend", "tensorrt"], "unknown backend 'tensorrt'"
+    )
     _one_line_error(capsys, ["predict", pkg, str(tmp_path / "nope.png")], "nope.png")
     missing = tmp_path / "missing"
     shutil.copytree(digits_onnx_package, missing)
@@ -90,7 +98,9 @@ def test_predict_bad_inputs(digits_onnx_package, tmp_path, capsys):
     _one_line_error(capsys, ["predict", str(missing), str(corrupt)], "model.onnx' is missing")
     badprec = tmp_path / "badprec"
     shutil.copytree(digits_onnx_package, badprec)
-    (badprec / "model.yaml").write_text((badprec / "model.yaml").read_text().replace("precision: fp32", "precision: fp7"))
+    (badprec / "model.yaml").write_text(
+        (badprec / "model.yaml").read_text().replace("precision: fp32", "precision: fp7")
+    )
     _one_line_error(capsys, ["predict", str(badprec), str(corrupt)], "precision", "fp7")
     notmodel = tmp_path / "notmodel"
     notmodel.mkdir()

@@ -12,7 +12,16 @@ import pytest
 from cpuai import package as pkgmod
 from cpuai.cli.app import main
 from cpuai.errors import ConfigError, DataError, InvalidInput
-from cpuai.quantize import QuantConfig, StopRule, Tolerance, Trial, Tuner, load_samples, make_quantizer, quantize
+from cpuai.quantize import (
+    QuantConfig,
+    StopRule,
+    Tolerance,
+    Trial,
+    Tuner,
+    load_samples,
+    make_quantizer,
+    quantize,
+)
 from cpuai.quantize.strategies import STRATEGIES
 
 N_CALIB, N_EVAL = 100, 200
@@ -34,9 +43,16 @@ def _export(model, dest: Path, like: Path, name: str) -> Path:
     manifest = pkgmod.read(like).manifest.model_copy(update={"name": name})
 
     def files(tmp: Path) -> None:
-        torch.onnx.export(model, (torch.zeros(1, 1, 32, 32),), str(tmp / "model.onnx"), input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 1, 32, 32),),
+            str(tmp / "model.onnx"),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
     return pkgmod.write(dest, manifest, files).path
 
@@ -57,7 +73,9 @@ def outlier_package(digits_cnn, digits_onnx_package, tmp_path_factory) -> Path:
         bn.weight[0] *= 1000.0
         bn.bias[0] *= 1000.0
         head.weight[:, 0] /= 1000.0
-    return _export(model, tmp_path_factory.mktemp("outlier") / "digits-outlier", digits_onnx_package, "digits-outlier")
+    return _export(
+        model, tmp_path_factory.mktemp("outlier") / "digits-outlier", digits_onnx_package, "digits-outlier"
+    )
 
 
 def _run(pkg: Path, files: dict[str, Path], out: Path, **options) -> Tuner:
@@ -99,8 +117,9 @@ def test_digits_int8_within_one_point(digits_onnx_package, digits_files, tmp_pat
 
 
 def test_openvino_nncf_package(digits_onnx_package, digits_files, tmp_path):
-    tuner = _run(digits_onnx_package, digits_files, tmp_path / "ov", tolerance="5%", backend="openvino",
-                 max_trials=2)
+    tuner = _run(
+        digits_onnx_package, digits_files, tmp_path / "ov", tolerance="5%", backend="openvino", max_trials=2
+    )
     out = pkgmod.read(tmp_path / "ov")
     assert out.manifest.format == "openvino" and out.manifest.precision == "int8"
     assert (out.path / "model.xml").exists() and (out.path / "model.bin").exists()
@@ -115,8 +134,17 @@ def test_openvino_nncf_package(digits_onnx_package, digits_files, tmp_path):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_within_budget(strategy, digits_onnx_package, digits_files, tmp_path):
     # a 0 % tolerance keeps every strategy searching, so the budget is what stops it
-    tuner = _run(digits_onnx_package, digits_files, tmp_path / strategy, tolerance="0%", backend="onnxruntime",
-                 strategy=strategy, max_trials=2, seed=1, timing_runs=5)
+    tuner = _run(
+        digits_onnx_package,
+        digits_files,
+        tmp_path / strategy,
+        tolerance="0%",
+        backend="onnxruntime",
+        strategy=strategy,
+        max_trials=2,
+        seed=1,
+        timing_runs=5,
+    )
     assert 1 <= len(tuner.trials_) <= 2
     configs = [t.config for t in tuner.trials_]
     assert configs[0] == QuantConfig(backend="onnxruntime")  # every strategy tries the default first
@@ -133,15 +161,29 @@ def test_every_strategy_within_budget(strategy, digits_onnx_package, digits_file
 
 
 def test_stop_rule_stops_at_first_success(digits_onnx_package, digits_files, tmp_path):
-    tuner = _run(digits_onnx_package, digits_files, tmp_path / "first", tolerance="50%", backend="onnxruntime",
-                 max_trials=5)
+    tuner = _run(
+        digits_onnx_package,
+        digits_files,
+        tmp_path / "first",
+        tolerance="50%",
+        backend="onnxruntime",
+        max_trials=5,
+    )
     assert len(tuner.trials_) == 1
     assert tuner.stopped_ == "a candidate met the tolerance"
 
 
 def test_timeout_mode_keeps_searching_and_returns_fastest(digits_onnx_package, digits_files, tmp_path):
-    tuner = _run(digits_onnx_package, digits_files, tmp_path / "best", tolerance="50%", backend="onnxruntime",
-                 strategy="exhaustive", max_trials=3, timeout=3600)
+    tuner = _run(
+        digits_onnx_package,
+        digits_files,
+        tmp_path / "best",
+        tolerance="50%",
+        backend="onnxruntime",
+        strategy="exhaustive",
+        max_trials=3,
+        timeout=3600,
+    )
     assert tuner.mode == "best"
     assert len(tuner.trials_) == 3
     within = [t for t in tuner.trials_ if t.within]
@@ -162,11 +204,26 @@ def test_stop_rule_unit():
 
 
 def test_full_int8_misses_and_is_still_saved(outlier_package, digits_files, tmp_path):
-    code = main([
-        "quantize", str(outlier_package), "--calib", str(digits_files["calib"]), "--eval", str(digits_files["eval"]),
-        "--tolerance", "1%", "--backend", "onnxruntime", "--int8-only", "--max-trials", "2", "--out",
-        str(tmp_path / "miss"), "--json",
-    ])
+    code = main(
+        [
+            "quantize",
+            str(outlier_package),
+            "--calib",
+            str(digits_files["calib"]),
+            "--eval",
+            str(digits_files["eval"]),
+            "--tolerance",
+            "1%",
+            "--backend",
+            "onnxruntime",
+            "--int8-only",
+            "--max-trials",
+            "2",
+            "--out",
+            str(tmp_path / "miss"),
+            "--json",
+        ]
+    )
     assert code == 0
     saved = pkgmod.read(tmp_path / "miss")
     report = json.loads((saved.path / "tuning.json").read_text())
@@ -178,8 +235,15 @@ def test_full_int8_misses_and_is_still_saved(outlier_package, digits_files, tmp_
 
 
 def test_fallback_recovers_the_tolerance(outlier_package, digits_files, tmp_path):
-    tuner = _run(outlier_package, digits_files, tmp_path / "recovered", tolerance="1%", backend="onnxruntime",
-                 strategy="basic", max_trials=6)
+    tuner = _run(
+        outlier_package,
+        digits_files,
+        tmp_path / "recovered",
+        tolerance="1%",
+        backend="onnxruntime",
+        strategy="basic",
+        max_trials=6,
+    )
     first = tuner.trials_[0]
     assert not first.config.exclude and not first.within  # full INT8 misses
     assert tuner.met_ is True
@@ -213,11 +277,26 @@ def test_image_folder_calibration_through_the_cli(digits_onnx_package, tmp_path,
     from cpuai.data.digits import export_digits
 
     export_digits(tmp_path / "digits")
-    code = main([
-        "quantize", str(digits_onnx_package), "--calib", str(tmp_path / "digits" / "train"),
-        "--eval", str(tmp_path / "digits" / "test"), "--tolerance", "2%", "--backend", "onnxruntime",
-        "--calib-limit", "100", "--eval-limit", "200", "--out", str(tmp_path / "int8"),
-    ])
+    code = main(
+        [
+            "quantize",
+            str(digits_onnx_package),
+            "--calib",
+            str(tmp_path / "digits" / "train"),
+            "--eval",
+            str(tmp_path / "digits" / "test"),
+            "--tolerance",
+            "2%",
+            "--backend",
+            "onnxruntime",
+            "--calib-limit",
+            "100",
+            "--eval-limit",
+            "200",
+            "--out",
+            str(tmp_path / "int8"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "tuning trials" in out and "speed vs FP32" in out
@@ -228,8 +307,12 @@ def test_image_folder_calibration_through_the_cli(digits_onnx_package, tmp_path,
 
 
 def test_user_metric_for_a_generic_package(digits_onnx_package, digits_files, tmp_path):
-    generic = pkgmod.copy_with(pkgmod.read(digits_onnx_package), tmp_path / "generic", task="generic",
-                               preprocessing=pkgmod.Preprocessing())
+    generic = pkgmod.copy_with(
+        pkgmod.read(digits_onnx_package),
+        tmp_path / "generic",
+        task="generic",
+        preprocessing=pkgmod.Preprocessing(),
+    )
     calls = []
 
     def agreement(engine, samples):
@@ -237,8 +320,9 @@ def test_user_metric_for_a_generic_package(digits_onnx_package, digits_files, tm
         x = np.load(digits_files["eval"])["x"]
         return float(np.mean(engine.infer({"input": x})["logits"].argmax(1) >= 0))
 
-    tuner = _run(generic.path, digits_files, tmp_path / "out", tolerance="1%", backend="onnxruntime",
-                 metric=agreement)
+    tuner = _run(
+        generic.path, digits_files, tmp_path / "out", tolerance="1%", backend="onnxruntime", metric=agreement
+    )
     assert tuner.metric_name_ == "agreement"
     assert tuner.report_["tolerance_met"] and len(calls) >= 2  # FP32 baseline plus one candidate
 
@@ -261,8 +345,19 @@ def _cli(args: list[str], capsys) -> tuple[int, str]:
 
 def test_wrong_calibration_shape(digits_onnx_package, digits_files, tmp_path, capsys):
     np.save(tmp_path / "rgb.npy", np.zeros((10, 3, 32, 32), np.float32))
-    code, err = _cli(["quantize", str(digits_onnx_package), "--calib", str(tmp_path / "rgb.npy"), "--eval",
-                      str(digits_files["eval"]), "--out", str(tmp_path / "o")], capsys)
+    code, err = _cli(
+        [
+            "quantize",
+            str(digits_onnx_package),
+            "--calib",
+            str(tmp_path / "rgb.npy"),
+            "--eval",
+            str(digits_files["eval"]),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert "(10, 3, 32, 32)" in err and "[-1, 1, 32, 32]" in err
@@ -272,8 +367,19 @@ def test_wrong_calibration_shape(digits_onnx_package, digits_files, tmp_path, ca
 
 def test_empty_calibration_set(digits_onnx_package, digits_files, tmp_path, capsys):
     np.save(tmp_path / "empty.npy", np.zeros((0, 1, 32, 32), np.float32))
-    code, err = _cli(["quantize", str(digits_onnx_package), "--calib", str(tmp_path / "empty.npy"), "--eval",
-                      str(digits_files["eval"]), "--out", str(tmp_path / "o")], capsys)
+    code, err = _cli(
+        [
+            "quantize",
+            str(digits_onnx_package),
+            "--calib",
+            str(tmp_path / "empty.npy"),
+            "--eval",
+            str(digits_files["eval"]),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "empty" in err and "empty.npy" in err and len(err.splitlines()) == 1
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(DataError, match="no sentences"):
@@ -287,8 +393,21 @@ def test_empty_calibration_set(digits_onnx_package, digits_files, tmp_path, caps
 
 @pytest.mark.parametrize("value", ["150%", "-1%", "1.5", "abc"])
 def test_tolerance_out_of_range(value, digits_onnx_package, digits_files, tmp_path, capsys):
-    code, err = _cli(["quantize", str(digits_onnx_package), "--calib", str(digits_files["calib"]), "--eval",
-                      str(digits_files["eval"]), "--tolerance", value, "--out", str(tmp_path / "o")], capsys)
+    code, err = _cli(
+        [
+            "quantize",
+            str(digits_onnx_package),
+            "--calib",
+            str(digits_files["calib"]),
+            "--eval",
+            str(digits_files["eval"]),
+            "--tolerance",
+            value,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "tolerance" in err and value in err and len(err.splitlines()) == 1
 
 
@@ -302,19 +421,46 @@ def test_tolerance_parsing():
 
 
 def test_package_without_metric(digits_onnx_package, digits_files, tmp_path, capsys):
-    generic = pkgmod.copy_with(pkgmod.read(digits_onnx_package), tmp_path / "generic", task="generic",
-                               preprocessing=pkgmod.Preprocessing())
-    code, err = _cli(["quantize", str(generic.path), "--calib", str(digits_files["calib"]), "--eval",
-                      str(digits_files["eval"]), "--out", str(tmp_path / "o")], capsys)
+    generic = pkgmod.copy_with(
+        pkgmod.read(digits_onnx_package),
+        tmp_path / "generic",
+        task="generic",
+        preprocessing=pkgmod.Preprocessing(),
+    )
+    code, err = _cli(
+        [
+            "quantize",
+            str(generic.path),
+            "--calib",
+            str(digits_files["calib"]),
+            "--eval",
+            str(digits_files["eval"]),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "no accuracy metric" in err and "generic" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
 
 def test_bad_options(digits_onnx_package, digits_files, tmp_path, capsys):
-    base = ["quantize", str(digits_onnx_package), "--calib", str(digits_files["calib"]), "--eval",
-            str(digits_files["eval"]), "--out", str(tmp_path / "o")]
-    for extra, word in ((["--strategy", "greedy"], "strategy"), (["--backend", "tensorrt"], "backend"),
-                        (["--max-trials", "0"], "max trials"), (["--timeout", "soon"], "timeout"),
-                        (["--objective", "accuracy"], "objective")):
+    base = [
+        "quantize",
+        str(digits_onnx_package),
+        "--calib",
+        str(digits_files["calib"]),
+        "--eval",
+        str(digits_files["eval"]),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    for extra, word in (
+        (["--strategy", "greedy"], "strategy"),
+        (["--backend", "tensorrt"], "backend"),
+        (["--max-trials", "0"], "max trials"),
+        (["--timeout", "soon"], "timeout"),
+        (["--objective", "accuracy"], "objective"),
+    ):
         code, err = _cli(base + extra, capsys)
         assert code == 2 and word in err and len(err.splitlines()) == 1, (extra, err)

@@ -25,11 +25,15 @@ def digits_ts_package(digits_cnn, digits_onnx_package, tmp_path_factory) -> Path
     import torch
 
     src = pkg.read(digits_onnx_package).manifest
-    manifest = src.model_copy(update={
-        "format": "torchscript",
-        "architecture": pkg.Architecture(factory="cpuai.models.smallcnn:smallcnn",
-                                         kwargs={"num_classes": 10, "in_channels": 1, "width": 8}),
-    })
+    manifest = src.model_copy(
+        update={
+            "format": "torchscript",
+            "architecture": pkg.Architecture(
+                factory="cpuai.models.smallcnn:smallcnn",
+                kwargs={"num_classes": 10, "in_channels": 1, "width": 8},
+            ),
+        }
+    )
 
     def files(tmp: Path) -> None:
         torch.jit.trace(digits_cnn, torch.zeros(1, 1, 32, 32)).save(str(tmp / "model.pt"))
@@ -50,11 +54,17 @@ def _eager(model, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-def test_three_backends_agree_on_digits(digits_cnn, digits_onnx_package, digits_ir_package, digits_ts_package, batch):
+def test_three_backends_agree_on_digits(
+    digits_cnn, digits_onnx_package, digits_ir_package, digits_ts_package, batch
+):
     want = _eager(digits_cnn, batch)
     results = {}
-    for path, backend in [(digits_onnx_package, "onnxruntime"), (digits_ir_package, "openvino"),
-                          (digits_onnx_package, "openvino"), (digits_ts_package, "torch")]:
+    for path, backend in [
+        (digits_onnx_package, "onnxruntime"),
+        (digits_ir_package, "openvino"),
+        (digits_onnx_package, "openvino"),
+        (digits_ts_package, "torch"),
+    ]:
         with load(path, backend=backend) as engine:
             assert isinstance(engine, Engine)
             assert engine.backend == backend and engine.precision == "fp32"
@@ -70,7 +80,9 @@ def test_three_backends_agree_on_digits(digits_cnn, digits_onnx_package, digits_
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "torch"])
 def test_dynamic_batch_and_submit(backend, digits_onnx_package, digits_ir_package, digits_ts_package, batch):
-    path = {"onnxruntime": digits_onnx_package, "openvino": digits_ir_package, "torch": digits_ts_package}[backend]
+    path = {"onnxruntime": digits_onnx_package, "openvino": digits_ir_package, "torch": digits_ts_package}[
+        backend
+    ]
     with load(path, backend=backend, hint="throughput", streams=2, threads=1) as engine:
         assert (engine.threads, engine.streams) == (1, 2)
         assert engine.inputs[0].shape == (-1, 1, 32, 32)
@@ -83,8 +95,12 @@ def test_dynamic_batch_and_submit(backend, digits_onnx_package, digits_ir_packag
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "torch"])
-def test_bad_feeds_raise_invalid_input(backend, digits_onnx_package, digits_ir_package, digits_ts_package, batch):
-    path = {"onnxruntime": digits_onnx_package, "openvino": digits_ir_package, "torch": digits_ts_package}[backend]
+def test_bad_feeds_raise_invalid_input(
+    backend, digits_onnx_package, digits_ir_package, digits_ts_package, batch
+):
+    path = {"onnxruntime": digits_onnx_package, "openvino": digits_ir_package, "torch": digits_ts_package}[
+        backend
+    ]
     with load(path, backend=backend) as engine:
         cases = [
             ({"pixels": batch}, "unknown input 'pixels'"),
@@ -139,8 +155,11 @@ def test_auto_backend_rule(digits_onnx_package, digits_ir_package, digits_ts_pac
     assert choose_backend(pkg.read(digits_onnx_package)) == "onnxruntime"
     assert choose_backend(pkg.read(digits_ir_package)) == "openvino"
     assert choose_backend(pkg.read(digits_ts_package)) == "torch"
-    tuned = pkg.copy_with(pkg.read(digits_onnx_package), tmp_path / "tuned",
-                          deploy=pkg.Deploy(backend="openvino", threads=1, streams=1))
+    tuned = pkg.copy_with(
+        pkg.read(digits_onnx_package),
+        tmp_path / "tuned",
+        deploy=pkg.Deploy(backend="openvino", threads=1, streams=1),
+    )
     with load(tuned) as engine:  # the tuned deploy section wins
         assert (engine.backend, engine.threads, engine.streams) == ("openvino", 1, 1)
 

@@ -1,4 +1,4 @@
-"""cpuai.tasks: image preprocessing from every kind of item, top-k, scoring details, generic and text tasks."""
+"""cpuai.tasks: image preprocessing from every kind of item, top-k, scores, generic and text."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ from cpuai.tasks.image import ImageClassification
 
 
 def _package(tmp_path: Path, **fields) -> pkg.ModelPackage:
-    base = {"name": "t", "format": "onnx", "inputs": [{"name": "input", "shape": [-1, 3, 4, 4]}],
-            "outputs": [{"name": "logits", "shape": [-1, 3]}]}
+    base = {
+        "name": "t",
+        "format": "onnx",
+        "inputs": [{"name": "input", "shape": [-1, 3, 4, 4]}],
+        "outputs": [{"name": "logits", "shape": [-1, 3]}],
+    }
     base.update(fields)
     return pkg.ModelPackage(tmp_path, pkg.validate_manifest(base))
 
@@ -28,9 +32,14 @@ def _package(tmp_path: Path, **fields) -> pkg.ModelPackage:
 def test_image_items_of_every_kind_give_the_same_tensor(tmp_path):
     from PIL import Image
 
-    p = _package(tmp_path, task="image-classification", labels=["a", "b", "c"],
-                 preprocessing={"image": {"size": [4, 4], "color": "rgb", "mean": [0.5, 0.5, 0.5],
-                                          "std": [0.25, 0.5, 1.0]}})
+    p = _package(
+        tmp_path,
+        task="image-classification",
+        labels=["a", "b", "c"],
+        preprocessing={
+            "image": {"size": [4, 4], "color": "rgb", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 1.0]}
+        },
+    )
     task = for_package(p)
     assert isinstance(task, ImageClassification)
     rng = np.random.default_rng(0)
@@ -52,8 +61,9 @@ def test_image_items_of_every_kind_give_the_same_tensor(tmp_path):
 
 
 def test_image_bad_items(tmp_path):
-    p = _package(tmp_path, task="image-classification",
-                 preprocessing={"image": {"size": [4, 4], "color": "rgb"}})
+    p = _package(
+        tmp_path, task="image-classification", preprocessing={"image": {"size": [4, 4], "color": "rgb"}}
+    )
     task = for_package(p)
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(InvalidInput, match="bad.jpg.*corrupted or not an image"):
@@ -71,8 +81,12 @@ def test_image_bad_items(tmp_path):
 
 
 def test_postprocess_top_k_labels_and_probabilities(tmp_path):
-    p = _package(tmp_path, task="image-classification", labels=["cat", "dog", "owl"],
-                 preprocessing={"image": {"size": [4, 4]}})
+    p = _package(
+        tmp_path,
+        task="image-classification",
+        labels=["cat", "dog", "owl"],
+        preprocessing={"image": {"size": [4, 4]}},
+    )
     task = for_package(p)
     answers = task.postprocess({"logits": np.array([[0.0, 3.0, 1.0], [5.0, 0.0, 0.0]], np.float32)}, top_k=2)
     assert [a["label"] for a in answers[0]] == ["dog", "owl"] and answers[1][0]["label"] == "cat"
@@ -91,7 +105,9 @@ def test_image_score_on_folder_with_real_engine(digits_onnx_package, digits_arra
     x, y = digits_arrays
     for i in range(1400, 1460):
         (tmp_path / "d" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.round(x[i, 0] * 255).astype(np.uint8)).save(tmp_path / "d" / str(y[i]) / f"{i}.png")
+        Image.fromarray(np.round(x[i, 0] * 255).astype(np.uint8)).save(
+            tmp_path / "d" / str(y[i]) / f"{i}.png"
+        )
     package = pkg.read(digits_onnx_package)
     data = ImageFolder.open(tmp_path / "d", classes=package.labels)
     task = for_package(package)
@@ -128,7 +144,9 @@ class _Echo:
 
 
 def test_generic_task(tmp_path):
-    p = _package(tmp_path, inputs=[{"name": "x", "shape": [-1, 2]}], outputs=[{"name": "y", "shape": [-1, 2]}])
+    p = _package(
+        tmp_path, inputs=[{"name": "x", "shape": [-1, 2]}], outputs=[{"name": "y", "shape": [-1, 2]}]
+    )
     task = for_package(p)
     assert isinstance(task, Generic)
     feeds = task.preprocess([[1, 2], np.array([3, 4])])
@@ -160,12 +178,19 @@ def text_package(tmp_path_factory) -> pkg.ModelPackage:
     root = tmp_path_factory.mktemp("text")
     shutil.copy(weights_dir() / "tokenizer.json", root / "tokenizer.json")
     names = ("input_ids", "attention_mask", "token_type_ids")
-    return pkg.ModelPackage(root, pkg.validate_manifest({
-        "name": "text", "format": "onnx", "task": "text-embedding",
-        "inputs": [{"name": n, "dtype": "int64", "shape": [-1, -1]} for n in names],
-        "outputs": [{"name": "last_hidden_state", "shape": [-1, -1, 4]}],
-        "preprocessing": {"text": {"max_length": 12}},
-    }))
+    return pkg.ModelPackage(
+        root,
+        pkg.validate_manifest(
+            {
+                "name": "text",
+                "format": "onnx",
+                "task": "text-embedding",
+                "inputs": [{"name": n, "dtype": "int64", "shape": [-1, -1]} for n in names],
+                "outputs": [{"name": "last_hidden_state", "shape": [-1, -1, 4]}],
+                "preprocessing": {"text": {"max_length": 12}},
+            }
+        ),
+    )
 
 
 def test_text_pads_to_longest_and_truncates(text_package):
@@ -173,7 +198,10 @@ def test_text_pads_to_longest_and_truncates(text_package):
     feeds = task.preprocess(["a b", "the quick brown fox"])
     assert set(feeds) == {"input_ids", "attention_mask", "token_type_ids"}
     assert feeds["input_ids"].dtype == np.int64
-    assert feeds["input_ids"].shape == (2, 6)  # [CLS] the quick brown fox [SEP], not 128 (the file's fixed pad)
+    assert feeds["input_ids"].shape == (
+        2,
+        6,
+    )  # [CLS] the quick brown fox [SEP], not 128 (the file's fixed pad)
     assert feeds["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1] * 6]
     long = task.preprocess(["word " * 100])
     assert long["input_ids"].shape == (1, 12)
@@ -207,7 +235,9 @@ def test_embed_batches_by_length_and_keeps_order(text_package):
     assert vecs.shape == (5, 4)
     for text, v in zip(texts, vecs, strict=True):
         feeds = task.preprocess([text])
-        want = l2_normalize(mean_pool(_TokenEngine().infer(feeds)["last_hidden_state"], feeds["attention_mask"]))
+        want = l2_normalize(
+            mean_pool(_TokenEngine().infer(feeds)["last_hidden_state"], feeds["attention_mask"])
+        )
         np.testing.assert_allclose(v, want[0], rtol=1e-6)
     assert [s[1] for s in engine.batch_shapes] == [3, 8, 10]  # sorted by length: little padding
     feeds = task.preprocess(texts[:2])

@@ -1,4 +1,4 @@
-"""cpuai train: package contract, classic log line, transfer learning, bad inputs, resume, signals, workers."""
+"""cpuai train: package contract, log line, transfer learning, bad inputs, resume, signals, workers."""
 
 from __future__ import annotations
 
@@ -315,3 +315,13 @@ def test_two_workers_train_to_the_same_accuracy_band(digits16, tmp_path):
         return [json.loads(x)["step"] for x in lines if '"kind": "step"' in x][-1]
 
     assert last_step(one) == last_step(two)
+
+
+@pytest.mark.slow
+def test_default_digits_run_reaches_97_percent(tmp_path):
+    """The issue's bar: default settings on the exported digits reach >= 97 % test accuracy."""
+    data = export_digits(tmp_path / "digits").root
+    job = tmp_path / "job"
+    assert main(["train", "image-classification", "--data", str(data), "--out", str(job)]) == 0
+    assert _test_top1(job) >= 0.97
+    assert CLASSIC.search((job / "train.log").read_text())

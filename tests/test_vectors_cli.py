@@ -23,8 +23,26 @@ def npy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(npy):
     out = npy.parent / "index"
-    assert main(["vectors", "build", "--input", str(npy), "--out", str(out), "--kind", "hnsw-sq8", "--M", "16",
-                 "--ef-construction", "64", "--json"]) == 0
+    assert (
+        main(
+            [
+                "vectors",
+                "build",
+                "--input",
+                str(npy),
+                "--out",
+                str(out),
+                "--kind",
+                "hnsw-sq8",
+                "--M",
+                "16",
+                "--ef-construction",
+                "64",
+                "--json",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -48,24 +66,68 @@ def test_search_by_vector_json(built, npy, tmp_path, capsys):
 def test_bench_sweeps_and_writes_the_smallest_ef(built, capsys, tmp_path):
     before = VectorIndex.load(built).params.ef_search
     capsys.readouterr()
-    assert main(["vectors", "bench", str(built), "--queries", "60", "--values", "10,20,40,400", "--threads", "1",
-                 "--target", "0.9", "--json"]) == 0
+    assert (
+        main(
+            [
+                "vectors",
+                "bench",
+                str(built),
+                "--queries",
+                "60",
+                "--values",
+                "10,20,40,400",
+                "--threads",
+                "1",
+                "--target",
+                "0.9",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     rows = report["rows"]
-    assert {(r["value"], r["mode"]) for r in rows} == {(v, m) for v in (10, 20, 40, 400) for m in ("single", "batch")}
+    assert {(r["value"], r["mode"]) for r in rows} == {
+        (v, m) for v in (10, 20, 40, 400) for m in ("single", "batch")
+    }
     assert all(0 <= r["recall"] <= 1 and r["qps"] > 0 for r in rows)
     chosen = report["chosen"]
     assert chosen["recall"] >= 0.9
     assert all(r["recall"] < 0.9 for r in rows if r["value"] < chosen["value"])
-    assert report["written"] and VectorIndex.load(built).params.ef_search == chosen["value"] != before or \
-        chosen["value"] == before
+    assert (
+        report["written"]
+        and VectorIndex.load(built).params.ef_search == chosen["value"] != before
+        or chosen["value"] == before
+    )
     assert (built / "recall_qps.png").stat().st_size > 1000 and (built / "bench.json").exists()
 
 
 def test_bench_from_input_holds_out_queries(npy, tmp_path, capsys):
     capsys.readouterr()
-    assert main(["vectors", "bench", "--input", str(npy), "--kind", "hnsw", "--M", "16", "--queries", "50",
-                 "--values", "16,64", "--threads", "1", "--out", str(tmp_path), "--json"]) == 0
+    assert (
+        main(
+            [
+                "vectors",
+                "bench",
+                "--input",
+                str(npy),
+                "--kind",
+                "hnsw",
+                "--M",
+                "16",
+                "--queries",
+                "50",
+                "--values",
+                "16,64",
+                "--threads",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["queries"] == 50 and report["count"] == 1950
     assert (tmp_path / "recall_qps.png").exists()
@@ -94,9 +156,15 @@ def test_bad_inputs_on_the_command_line(npy, built, tmp_path, capsys):
     np.save(bad, x)
     cases = [
         (["vectors", "build", "--input", str(bad), "--out", str(tmp_path / "y")], "NaN or infinite"),
-        (["vectors", "build", "--input", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "y")], "does not exist"),
+        (
+            ["vectors", "build", "--input", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "y")],
+            "does not exist",
+        ),
         (["vectors", "search", str(built), "some text"], "built from vectors"),
-        (["vectors", "search", str(built), "--vector", str(npy), "-k", "0"], "k must be a positive integer, got 0"),
+        (
+            ["vectors", "search", str(built), "--vector", str(npy), "-k", "0"],
+            "k must be a positive integer, got 0",
+        ),
         (["vectors", "search", str(tmp_path)], "is not a cpuai vector index"),
         (["vectors", "bench", str(built), "--target", "1.5"], "--target must be a recall"),
     ]

@@ -24,7 +24,9 @@ def synthetic() -> tuple[np.ndarray, np.ndarray]:
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     k = truth.shape[1]
-    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(found, truth, strict=True)]))
+    return float(
+        np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(found, truth, strict=True)])
+    )
 
 
 def small_index(kind: str, x: np.ndarray, **kw) -> VectorIndex:
@@ -107,7 +109,7 @@ def test_capacity_grows_and_readd_after_delete(synthetic):
     x, q = synthetic
     index = VectorIndex("hnsw-sq8", M=16, ef_construction=64)
     for start in range(0, len(x), 500):  # many small adds; no capacity declared
-        index.add(x[start:start + 500], ids=np.arange(start, start + 500) + 10_000)
+        index.add(x[start : start + 500], ids=np.arange(start, start + 500) + 10_000)
     assert len(index) == len(x)
     ids, _ = index.search(x[:5], 1)
     assert ids[:, 0].tolist() == [10_000, 10_001, 10_002, 10_003, 10_004]
@@ -234,7 +236,9 @@ def test_duplicate_ids_on_add(synthetic):
 
 
 def test_unknown_kind_and_bad_knobs():
-    with pytest.raises(ConfigError, match=r"unknown index kind 'hnsw-pq'; use one of flat, hnsw, hnsw-sq8, ivf-sq8"):
+    with pytest.raises(
+        ConfigError, match=r"unknown index kind 'hnsw-pq'; use one of flat, hnsw, hnsw-sq8, ivf-sq8"
+    ):
         VectorIndex("hnsw-pq")
     with pytest.raises(ConfigError, match="unknown metric 'dot'"):
         VectorIndex("hnsw", metric="dot")

@@ -1,4 +1,4 @@
-"""Vector indexes served by the real cpuai serve app over HTTP on loopback: search, add, delete, errors, auth."""
+"""Vector indexes served by the real cpuai serve app over loopback HTTP: search, add, delete, errors, auth."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def vectors() -> np.ndarray:
 @pytest.fixture(scope="module")
 def server(digits_onnx_package, vectors, tmp_path_factory):
     path = tmp_path_factory.mktemp("idx") / "points"
-    VectorIndex("hnsw-sq8", M=16, ef_construction=64).fit(vectors, texts=[f"point {i}" for i in range(600)]).save(path)
+    VectorIndex("hnsw-sq8", M=16, ef_construction=64).fit(
+        vectors, texts=[f"point {i}" for i in range(600)]
+    ).save(path)
     live = VectorIndex("hnsw", M=16).fit(vectors[:100], ids=[f"p{i}" for i in range(100)])
     app = create_app(digits_onnx_package, ServeConfig(token=TOKEN), indexes={"points": path, "named": live})
     with ServerThread(app) as url:
@@ -49,7 +51,9 @@ def test_search_add_delete_round_trip(client, vectors):
     assert r.status_code == 200, r.text
     hits = r.json()["hits"][0]
     assert hits[0]["id"] == 5 and hits[0]["text"] == "point 5" and len(hits) == 3
-    r = client.post("/v1/indexes/points/search", json={"vectors": vectors[:4].tolist(), "k": 2, "filter": [1, 2, 3]})
+    r = client.post(
+        "/v1/indexes/points/search", json={"vectors": vectors[:4].tolist(), "k": 2, "filter": [1, 2, 3]}
+    )
     rows = r.json()["hits"]
     assert len(rows) == 4 and all({h["id"] for h in row} <= {1, 2, 3} for row in rows)
     assert rows[1][0]["id"] == 1
@@ -79,8 +83,18 @@ def test_string_ids_and_listing(client, vectors):
         ("/v1/indexes/points/search", {"vector": [0.0] * 16, "k": 0}, 400, ("k must be a positive integer",)),
         ("/v1/indexes/points/search", {"k": 3}, 400, ("exactly one of vector",)),
         ("/v1/indexes/points/search", {"text": "hello"}, 400, ("built from vectors",)),
-        ("/v1/indexes/points/add", {"vectors": [[0.0] * 16], "ids": [1]}, 400, ("already in the index", "[1]")),
-        ("/v1/indexes/points/add", {"vectors": [[0.0] * 16, [1.0] * 16], "ids": [7777, 7777]}, 400, ("duplicate",)),
+        (
+            "/v1/indexes/points/add",
+            {"vectors": [[0.0] * 16], "ids": [1]},
+            400,
+            ("already in the index", "[1]"),
+        ),
+        (
+            "/v1/indexes/points/add",
+            {"vectors": [[0.0] * 16, [1.0] * 16], "ids": [7777, 7777]},
+            400,
+            ("duplicate",),
+        ),
         ("/v1/indexes/points/delete", {"ids": [123456]}, 400, ("not in the index", "123456")),
         ("/v1/indexes/nope/search", {"vector": [0.0] * 16}, 404, ("'nope'", "points")),
         ("/v1/indexes/points/search", {"vector": [0.0] * 16, "bogus": 1}, 400, ("bogus",)),
@@ -91,8 +105,11 @@ def test_bad_requests_are_one_line_4xx(client, path, body, status, words):
 
 
 def test_nan_vector_is_refused(client):
-    r = client.post("/v1/indexes/points/search", content=b'{"vector": [NaN' + b", 0.0" * 15 + b"]}",
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/indexes/points/search",
+        content=b'{"vector": [NaN' + b", 0.0" * 15 + b"]}",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
 
 

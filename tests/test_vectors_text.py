@@ -35,8 +35,26 @@ def docs_index(minilm, corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("text")
     (root / "docs.txt").write_text("\n".join(r.text for r in corpus))
     out = root / "index"
-    assert main(["vectors", "build", "--input", str(root / "docs.txt"), "--model", str(minilm),
-                 "--kind", "hnsw-sq8", "--M", "16", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "vectors",
+                "build",
+                "--input",
+                str(root / "docs.txt"),
+                "--model",
+                str(minilm),
+                "--kind",
+                "hnsw-sq8",
+                "--M",
+                "16",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -63,8 +81,20 @@ def test_paraphrased_query_finds_its_docstring(docs_index, minilm, corpus):
 
 def test_cli_search_prints_hits_with_text(docs_index, capsys):
     capsys.readouterr()
-    assert main(["vectors", "search", str(docs_index), "find all non-overlapping regex matches in a string",
-                 "-k", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "vectors",
+                "search",
+                str(docs_index),
+                "find all non-overlapping regex matches in a string",
+                "-k",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["k"] == 3 and len(out["hits"]) == 3
     assert out["hits"][0]["text"] == "Return a list of all non-overlapping matches in the string."

@@ -1,4 +1,4 @@
-"""Wide & Deep on SYNTHETIC click-through data beats the wide-only logistic baseline's AUC; evaluate reports AUC."""
+"""Wide & Deep on SYNTHETIC click-through data beats the wide-only logistic AUC; evaluate reports AUC."""
 
 from __future__ import annotations
 

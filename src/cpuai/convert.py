@@ -58,23 +58,32 @@ class Agreement:
         return self.max_rel <= self.tolerance
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_abs_error": self.max_abs, "max_rel_error": self.max_rel, "tolerance": self.tolerance,
-                "checked_batch": self.batch}
+        return {
+            "max_abs_error": self.max_abs,
+            "max_rel_error": self.max_rel,
+            "tolerance": self.tolerance,
+            "checked_batch": self.batch,
+        }
 
 
-def compare(reference: dict[str, np.ndarray], result: dict[str, np.ndarray], *, tolerance: float,
-            batch: int = 0) -> Agreement:
+def compare(
+    reference: dict[str, np.ndarray], result: dict[str, np.ndarray], *, tolerance: float, batch: int = 0
+) -> Agreement:
     """Max absolute error and max relative error (to the reference's largest magnitude) over outputs."""
     max_abs = max_rel = 0.0
     for name, ref in reference.items():
         if name not in result:
-            raise ModelError(f"the converted model has no output '{name}' (it has {list(result)})",
-                             fix="check the output names")
+            raise ModelError(
+                f"the converted model has no output '{name}' (it has {list(result)})",
+                fix="check the output names",
+            )
         a = np.asarray(ref, dtype=np.float64)
         b = np.asarray(result[name], dtype=np.float64)
         if a.shape != b.shape:
-            raise ModelError(f"output '{name}' has shape {list(b.shape)} after conversion, {list(a.shape)} before",
-                             fix="check the dynamic axes (--input-shape)")
+            raise ModelError(
+                f"output '{name}' has shape {list(b.shape)} after conversion, {list(a.shape)} before",
+                fix="check the dynamic axes (--input-shape)",
+            )
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         max_abs = max(max_abs, diff)
         max_rel = max(max_rel, diff / (float(np.max(np.abs(a))) + 1e-12) if a.size else 0.0)
@@ -91,8 +100,10 @@ def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[int, ...]]:
         except ValueError:
             shape = ()
         if not shape or any(d < 1 for d in shape):
-            raise ConfigError(f"--input-shape {text!r} is not NAME:D1,D2,... with positive sizes",
-                              fix="write it like input:1,3,224,224")
+            raise ConfigError(
+                f"--input-shape {text!r} is not NAME:D1,D2,... with positive sizes",
+                fix="write it like input:1,3,224,224",
+            )
         shapes[name or "input"] = shape
     return shapes
 
@@ -118,8 +129,10 @@ def _factory(target: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ModelError(f"cannot import '{module_name}' from {target!r}: {err}",
-                         fix="give an importable module.path:factory") from None
+        raise ModelError(
+            f"cannot import '{module_name}' from {target!r}: {err}",
+            fix="give an importable module.path:factory",
+        ) from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ModelError(f"'{module_name}' has no callable '{attr}'", fix="give module.path:factory")
@@ -132,7 +145,9 @@ def rebuild_module(package: pkgmod.ModelPackage) -> Any:
 
     arch = package.manifest.architecture
     if arch is None:
-        raise ModelError(f"package {package.path} has no architecture section", fix="convert its model file instead")
+        raise ModelError(
+            f"package {package.path} has no architecture section", fix="convert its model file instead"
+        )
     module = _factory(arch.factory)(**arch.kwargs)
     state = torch.load(package.file(arch.weights), map_location="cpu", weights_only=True)
     module.load_state_dict(state)
@@ -145,8 +160,10 @@ def _load_torchscript(path: Path) -> Any:
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as err:
-        raise ModelError(f"{path} is not a TorchScript model ({str(err).strip().splitlines()[0][:200]})",
-                         fix="pass a torch.jit.save'd .pt file, an .onnx file, or a cpuai package") from None
+        raise ModelError(
+            f"{path} is not a TorchScript model ({str(err).strip().splitlines()[0][:200]})",
+            fix="pass a torch.jit.save'd .pt file, an .onnx file, or a cpuai package",
+        ) from None
 
 
 def _is_tf(path: Path) -> bool:
@@ -164,13 +181,17 @@ def resolve_source(src: Any) -> Source:
     if isinstance(src, str) and ":" in src and not Path(src).exists():
         module = _factory(src)()
         if not isinstance(module, torch.nn.Module):
-            raise ModelError(f"{src} returned {type(module).__name__}, not a torch.nn.Module",
-                             fix="point at a factory that builds an nn.Module")
+            raise ModelError(
+                f"{src} returned {type(module).__name__}, not a torch.nn.Module",
+                fix="point at a factory that builds an nn.Module",
+            )
         return Source("torch", src, module=module.eval())
     path = Path(src)
     if not path.exists():
-        raise ModelError(f"conversion source {src} does not exist",
-                         fix="give a package directory, a .pt/.onnx file, a SavedModel or module.path:factory")
+        raise ModelError(
+            f"conversion source {src} does not exist",
+            fix="give a package directory, a .pt/.onnx file, a SavedModel or module.path:factory",
+        )
     if path.is_dir() and (path / pkgmod.MANIFEST).exists():
         return _package_source(pkgmod.read(path))
     if path.is_dir() and (path / "package" / pkgmod.MANIFEST).exists():  # a finished training job
@@ -183,10 +204,14 @@ def resolve_source(src: Any) -> Source:
     if path.is_file() and path.suffix in (".pt", ".pth", ".ts"):
         return Source("torch", str(path), module=_load_torchscript(path))
     if path.is_dir():
-        raise ModelError(f"{path} is not a model package (no model.yaml) nor a TF SavedModel",
-                         fix="point at a directory made by cpuai, or at a model file")
-    raise ModelError(f"{path} is not a model this converter reads (suffix '{path.suffix}')",
-                     fix="give a .pt (TorchScript), .onnx, .keras file, a SavedModel or a cpuai package")
+        raise ModelError(
+            f"{path} is not a model package (no model.yaml) nor a TF SavedModel",
+            fix="point at a directory made by cpuai, or at a model file",
+        )
+    raise ModelError(
+        f"{path} is not a model this converter reads (suffix '{path.suffix}')",
+        fix="give a .pt (TorchScript), .onnx, .keras file, a SavedModel or a cpuai package",
+    )
 
 
 def _check_onnx(path: Path) -> None:
@@ -195,8 +220,10 @@ def _check_onnx(path: Path) -> None:
     try:
         onnx.load(str(path), load_external_data=False)
     except Exception as err:
-        raise ModelError(f"{path} is not a valid ONNX model ({type(err).__name__})",
-                         fix="export it again, or pass the original PyTorch model") from None
+        raise ModelError(
+            f"{path} is not a valid ONNX model ({type(err).__name__})",
+            fix="export it again, or pass the original PyTorch model",
+        ) from None
 
 
 def _package_source(package: pkgmod.ModelPackage) -> Source:
@@ -207,18 +234,31 @@ def _package_source(package: pkgmod.ModelPackage) -> Source:
             try:
                 module = rebuild_module(package)
             except Exception as err:  # fall back to the traced module
-                log.info("cannot rebuild %s from its architecture (%s); exporting the TorchScript module",
-                         package.path, err)
+                log.info(
+                    "cannot rebuild %s from its architecture (%s); exporting the TorchScript module",
+                    package.path,
+                    err,
+                )
                 module = _load_torchscript(package.model_file)
         else:
             module = _load_torchscript(package.model_file)
-        return Source("torch", str(package.path), module=module, manifest=m, package=package, extra_files=extras)
+        return Source(
+            "torch", str(package.path), module=module, manifest=m, package=package, extra_files=extras
+        )
     if m.format == "onnx":
         _check_onnx(package.model_file)
-        return Source("onnx", str(package.path), path=package.model_file, manifest=m, package=package,
-                      extra_files=extras)
-    raise ModelError(f"package {package.path} is already OpenVINO IR; cpuai does not convert IR back",
-                     fix="convert the ONNX or PyTorch package it came from")
+        return Source(
+            "onnx",
+            str(package.path),
+            path=package.model_file,
+            manifest=m,
+            package=package,
+            extra_files=extras,
+        )
+    raise ModelError(
+        f"package {package.path} is already OpenVINO IR; cpuai does not convert IR back",
+        fix="convert the ONNX or PyTorch package it came from",
+    )
 
 
 # -- sample inputs -----------------------------------------------------------------------------
@@ -252,8 +292,13 @@ class InputPlan:
         return feeds
 
 
-def plan_inputs(specs: Sequence[Any], shapes: dict[str, tuple[int, ...]] | None, *, text: bool = False,
-                label: str = "the model") -> InputPlan:
+def plan_inputs(
+    specs: Sequence[Any],
+    shapes: dict[str, tuple[int, ...]] | None,
+    *,
+    text: bool = False,
+    label: str = "the model",
+) -> InputPlan:
     """Input names/shapes from ``--input-shape`` or the specs; batch (and token) axes dynamic."""
     if shapes:
         names = list(shapes)
@@ -263,10 +308,14 @@ def plan_inputs(specs: Sequence[Any], shapes: dict[str, tuple[int, ...]] | None,
     elif specs:
         names = [s.name for s in specs]
         dtypes = [s.dtype for s in specs]
-        dims = [tuple(1 if d == -1 and i == 0 else (16 if d == -1 else d) for i, d in enumerate(s.shape)) for s in specs]
+        dims = [
+            tuple(1 if d == -1 and i == 0 else (16 if d == -1 else d) for i, d in enumerate(s.shape))
+            for s in specs
+        ]
     else:
-        raise ConfigError(f"the input shape of {label} is unknown",
-                          fix="pass --input-shape NAME:1,3,224,224 (batch first)")
+        raise ConfigError(
+            f"the input shape of {label} is unknown", fix="pass --input-shape NAME:1,3,224,224 (batch first)"
+        )
     dynamic: list[dict[int, str]] = []
     for dtype, shape in zip(dtypes, dims, strict=True):
         axes = {0: "batch"}
@@ -293,8 +342,16 @@ def _torch_outputs(module: Any, feeds: dict[str, np.ndarray], names: list[str]) 
 # -- ONNX export -------------------------------------------------------------------------------
 
 
-def export_onnx(module: Any, plan: InputPlan, output_names: list[str], dest: Path, *, opset: int = MIN_OPSET,
-                exporter: str = DEFAULT_EXPORTER, output_dynamic: list[dict[int, str]] | None = None) -> None:
+def export_onnx(
+    module: Any,
+    plan: InputPlan,
+    output_names: list[str],
+    dest: Path,
+    *,
+    opset: int = MIN_OPSET,
+    exporter: str = DEFAULT_EXPORTER,
+    output_dynamic: list[dict[int, str]] | None = None,
+) -> None:
     """Write ``module`` to ``dest`` as ONNX with the plan's dynamic axes, using the chosen exporter."""
     import torch
 
@@ -306,22 +363,41 @@ def export_onnx(module: Any, plan: InputPlan, output_names: list[str], dest: Pat
     args = tuple(torch.from_numpy(sample[n]) for n in plan.names)
     dynamic_axes: dict[str, dict[int, str]] = dict(zip(plan.names, plan.dynamic, strict=True))
     for i, name in enumerate(output_names):
-        dynamic_axes[name] = (output_dynamic[i] if output_dynamic else {0: "batch"})
+        dynamic_axes[name] = output_dynamic[i] if output_dynamic else {0: "batch"}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             if exporter == "dynamo":
-                torch.onnx.export(module, args, str(dest), input_names=plan.names, output_names=output_names,
-                                  dynamic_axes=dynamic_axes, opset_version=max(opset, 18), dynamo=True,
-                                  external_data=False, verbose=False)
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(dest),
+                    input_names=plan.names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=max(opset, 18),
+                    dynamo=True,
+                    external_data=False,
+                    verbose=False,
+                )
             else:
-                torch.onnx.export(module, args, str(dest), input_names=plan.names, output_names=output_names,
-                                  dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(dest),
+                    input_names=plan.names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                    dynamo=False,
+                )
         except Exception as err:
-            raise ModelError(f"torch.onnx.export ({exporter}) failed: {type(err).__name__}: {str(err)[:300]}",
-                             fix="try --exporter dynamo/torchscript, or check --input-shape") from None
+            raise ModelError(
+                f"torch.onnx.export ({exporter}) failed: {type(err).__name__}: {str(err)[:300]}",
+                fix="try --exporter dynamo/torchscript, or check --input-shape",
+            ) from None
 
 
 def to_fp16_onnx(src: Path, dest: Path) -> None:
@@ -401,25 +477,40 @@ def convert(
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}", fix=f"use one of: {', '.join(PRECISIONS)}")
     if precision == "bf16" and to == "onnx":
-        raise ConfigError("bf16 is a run-time precision on OpenVINO, not an ONNX storage type",
-                          fix="use --to openvino --precision bf16, or keep fp32 and load with precision='bf16'")
+        raise ConfigError(
+            "bf16 is a run-time precision on OpenVINO, not an ONNX storage type",
+            fix="use --to openvino --precision bf16, or keep fp32 and load with precision='bf16'",
+        )
     if tolerance is not None and not (0 < tolerance < 1):
-        raise ConfigError(f"tolerance {tolerance} is not between 0 and 1", fix="pass a relative error like 1e-3")
+        raise ConfigError(
+            f"tolerance {tolerance} is not between 0 and 1", fix="pass a relative error like 1e-3"
+        )
     if check_batch < 1:
         raise ConfigError(f"check batch {check_batch} must be >= 1", fix="use 1 or more")
     tol = tolerance if tolerance is not None else TOLERANCES[precision]
     source = resolve_source(src)
     if source.kind == "tf":
-        return _convert_tf(source, to=to, out=Path(out), precision=precision, tol=tol, name=name,
-                           manifest=manifest, input_shapes=input_shapes)
+        return _convert_tf(
+            source,
+            to=to,
+            out=Path(out),
+            precision=precision,
+            tol=tol,
+            name=name,
+            manifest=manifest,
+            input_shapes=input_shapes,
+        )
 
     with tempfile.TemporaryDirectory(prefix="cpuai-convert-") as work_dir:
         work = Path(work_dir)
         reference: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
         if source.kind == "torch":
             given = manifest or {}
-            specs = source.manifest.inputs if source.manifest else [
-                pkgmod.TensorSpec.model_validate(s) for s in given.get("inputs", [])]
+            specs = (
+                source.manifest.inputs
+                if source.manifest
+                else [pkgmod.TensorSpec.model_validate(s) for s in given.get("inputs", [])]
+            )
             task = source.manifest.task if source.manifest else given.get("task")
             plan = plan_inputs(specs, input_shapes, text=task == "text-embedding", label=source.label)
             sample = plan.sample(batch=1)
@@ -429,18 +520,29 @@ def convert(
             if output_names is None:
                 output_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
             if len(output_names) != n_out:
-                raise ConfigError(f"{len(output_names)} output names given but the model has {n_out} outputs",
-                                  fix="give one name per output")
+                raise ConfigError(
+                    f"{len(output_names)} output names given but the model has {n_out} outputs",
+                    fix="give one name per output",
+                )
             text = any(len(a) >= 2 for a in plan.dynamic)
             out_dyn = None
             if text:  # token outputs keep a sequence axis when they have one
                 probe = _torch_outputs(source.module, plan.sample(batch=1), plan.names)
                 seq = plan.shapes[0][1]
-                out_dyn = [{0: "batch", 1: "sequence"} if o.ndim >= 3 and o.shape[1] == seq else {0: "batch"}
-                           for o in probe]
+                out_dyn = [
+                    {0: "batch", 1: "sequence"} if o.ndim >= 3 and o.shape[1] == seq else {0: "batch"}
+                    for o in probe
+                ]
             onnx_path = work / "model.onnx"
-            export_onnx(source.module, plan, output_names, onnx_path, opset=opset, exporter=exporter,
-                        output_dynamic=out_dyn)
+            export_onnx(
+                source.module,
+                plan,
+                output_names,
+                onnx_path,
+                opset=opset,
+                exporter=exporter,
+                output_dynamic=out_dyn,
+            )
             module, names, outs = source.module, plan.names, output_names
 
             def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -451,8 +553,12 @@ def convert(
             assert source.path is not None
             onnx_path = source.path
             ins, _ = _onnx_specs(onnx_path)
-            plan = plan_inputs(ins, input_shapes, text=bool(source.manifest and source.manifest.task == "text-embedding"),
-                               label=source.label)
+            plan = plan_inputs(
+                ins,
+                input_shapes,
+                text=bool(source.manifest and source.manifest.task == "text-embedding"),
+                label=source.label,
+            )
             ref_engine = _engine(onnx_path, "onnxruntime")
 
             def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -476,12 +582,15 @@ def convert(
             try:
                 ov_model = ov.convert_model(str(onnx_path))
             except Exception as err:
-                raise ModelError(f"openvino.convert_model failed on {onnx_path}: {str(err)[:300]}",
-                                 fix="check the ONNX model with --to onnx first") from None
+                raise ModelError(
+                    f"openvino.convert_model failed on {onnx_path}: {str(err)[:300]}",
+                    fix="check the ONNX model with --to onnx first",
+                ) from None
             ov.save_model(ov_model, str(result_dir / "model.xml"), compress_to_fp16=precision == "fp16")
             inputs, outputs = _ov_specs(ov_model)
-            engine = _engine(result_dir / "model.xml", "openvino",
-                             precision="bf16" if precision == "bf16" else "fp32")
+            engine = _engine(
+                result_dir / "model.xml", "openvino", precision="bf16" if precision == "bf16" else "fp32"
+            )
 
         feeds = plan.sample(batch=check_batch, seed=1)
         try:
@@ -494,14 +603,20 @@ def convert(
                 f"(max abs {agreement.max_abs:.3g}) is above the tolerance {tol:g}",
                 fix="check the model for ops that do not convert, or pass a larger --tolerance knowingly",
             )
-        log.info("converted %s -> %s: max abs error %.3g, max rel error %.3g", source.label, to,
-                 agreement.max_abs, agreement.max_rel)
+        log.info(
+            "converted %s -> %s: max abs error %.3g, max rel error %.3g",
+            source.label,
+            to,
+            agreement.max_abs,
+            agreement.max_rel,
+        )
 
         base = source.manifest
         fields: dict[str, Any] = base.model_dump(mode="json", exclude_none=True) if base is not None else {}
         fields.pop("deploy", None)  # tuned for another format
-        if fields.get("architecture") and not any(f.name == fields["architecture"].get("weights")
-                                                  for f in source.extra_files):
+        if fields.get("architecture") and not any(
+            f.name == fields["architecture"].get("weights") for f in source.extra_files
+        ):
             fields.pop("architecture")
         fields.update(manifest or {})
         old_inputs = base.inputs if base is not None else []
@@ -514,12 +629,20 @@ def convert(
             outputs=[s.model_dump() for s in _merge_layouts(outputs, old_outputs)],
         )
         lineage = list(fields.get("lineage", []))
-        lineage.append(pkgmod.LineageStep(
-            command="convert", source=source.label,
-            settings={"to": to, "precision": precision, "from": settings_src, "opset": opset,
-                      "exporter": exporter if settings_src == "torch" else None},
-            results=agreement.as_dict(),
-        ).model_dump())
+        lineage.append(
+            pkgmod.LineageStep(
+                command="convert",
+                source=source.label,
+                settings={
+                    "to": to,
+                    "precision": precision,
+                    "from": settings_src,
+                    "opset": opset,
+                    "exporter": exporter if settings_src == "torch" else None,
+                },
+                results=agreement.as_dict(),
+            ).model_dump()
+        )
         fields["lineage"] = lineage
         new_manifest = pkgmod.validate_manifest(fields, "converted manifest")
 
@@ -558,27 +681,48 @@ def _engine(path: Path, backend: str, precision: str = "fp32") -> Any:
 # -- TensorFlow --------------------------------------------------------------------------------
 
 
-def _convert_tf(source: Source, *, to: str, out: Path, precision: str, tol: float, name: str | None,
-                manifest: dict[str, Any] | None, input_shapes: dict[str, tuple[int, ...]] | None) -> pkgmod.ModelPackage:
+def _convert_tf(
+    source: Source,
+    *,
+    to: str,
+    out: Path,
+    precision: str,
+    tol: float,
+    name: str | None,
+    manifest: dict[str, Any] | None,
+    input_shapes: dict[str, tuple[int, ...]] | None,
+) -> pkgmod.ModelPackage:
     """A Keras file or SavedModel to IR (openvino.convert_model) or ONNX (tf2onnx), checked against TF."""
     require("tensorflow", "tf")
     import tensorflow as tf  # type: ignore[import-not-found]
 
     assert source.path is not None
-    keras_model = tf.keras.models.load_model(str(source.path)) if source.path.suffix in (".keras", ".h5") else None
+    keras_model = (
+        tf.keras.models.load_model(str(source.path)) if source.path.suffix in (".keras", ".h5") else None
+    )
     with tempfile.TemporaryDirectory(prefix="cpuai-convert-tf-") as work_dir:
         work = Path(work_dir)
         if to == "onnx":
             try:
                 import tf2onnx  # type: ignore[import-not-found]
             except ImportError:
-                raise DependencyError("converting TensorFlow to ONNX needs tf2onnx",
-                                      fix="install it with: pip install 'cpuai[tf]' tf2onnx") from None
+                raise DependencyError(
+                    "converting TensorFlow to ONNX needs tf2onnx",
+                    fix="install it with: pip install 'cpuai[tf]' tf2onnx",
+                ) from None
             if keras_model is None:
                 raise ModelError("TF SavedModel to ONNX is not supported here", fix="use --to openvino")
             tf2onnx.convert.from_keras(keras_model, opset=MIN_OPSET, output_path=str(work / "model.onnx"))
-            pkg_tmp = convert(work / "model.onnx", to="onnx", out=work / "pkg", precision=precision,
-                              input_shapes=input_shapes, tolerance=tol, name=name, manifest=manifest)
+            pkg_tmp = convert(
+                work / "model.onnx",
+                to="onnx",
+                out=work / "pkg",
+                precision=precision,
+                input_shapes=input_shapes,
+                tolerance=tol,
+                name=name,
+                manifest=manifest,
+            )
             return pkgmod.copy_with(pkg_tmp, out)
         import openvino as ov
 
@@ -588,27 +732,51 @@ def _convert_tf(source: Source, *, to: str, out: Path, precision: str, tol: floa
         engine = _engine(work / "model.xml", "openvino", precision="bf16" if precision == "bf16" else "fp32")
         try:
             rng = np.random.default_rng(1)
-            feeds = {i.name: rng.random((3, *[d if d > 0 else 1 for d in i.shape[1:]]), dtype=np.float32)
-                     for i in engine.inputs}
+            feeds = {
+                i.name: rng.random((3, *[d if d > 0 else 1 for d in i.shape[1:]]), dtype=np.float32)
+                for i in engine.inputs
+            }
             model = keras_model if keras_model is not None else tf.saved_model.load(str(source.path))
             ref = model(*[tf.constant(v) for v in feeds.values()])
-            ref_list = list(ref.values()) if isinstance(ref, dict) else (list(ref) if isinstance(ref, list | tuple)
-                                                                         else [ref])
+            ref_list = (
+                list(ref.values())
+                if isinstance(ref, dict)
+                else (list(ref) if isinstance(ref, list | tuple) else [ref])
+            )
             got = engine.infer(feeds)
-            agreement = compare({o.name: np.asarray(r) for o, r in zip(engine.outputs, ref_list, strict=False)},
-                                got, tolerance=tol, batch=3)
+            agreement = compare(
+                {o.name: np.asarray(r) for o, r in zip(engine.outputs, ref_list, strict=False)},
+                got,
+                tolerance=tol,
+                batch=3,
+            )
         finally:
             engine.close()
         if not agreement.ok:
-            raise ModelError(f"the IR diverges from TensorFlow: max relative error {agreement.max_rel:.3g}",
-                             fix="pass a larger --tolerance knowingly")
-        fields: dict[str, Any] = {"name": name or source.path.stem, "task": "generic", **(manifest or {}),
-                                  "format": "openvino", "precision": precision,
-                                  "inputs": [s.model_dump() for s in inputs],
-                                  "outputs": [s.model_dump() for s in outputs]}
-        fields["lineage"] = [pkgmod.LineageStep(command="convert", source=source.label,
-                                                settings={"to": to, "precision": precision, "from": "tf"},
-                                                results=agreement.as_dict()).model_dump()]
+            raise ModelError(
+                f"the IR diverges from TensorFlow: max relative error {agreement.max_rel:.3g}",
+                fix="pass a larger --tolerance knowingly",
+            )
+        fields: dict[str, Any] = {
+            "name": name or source.path.stem,
+            "task": "generic",
+            **(manifest or {}),
+            "format": "openvino",
+            "precision": precision,
+            "inputs": [s.model_dump() for s in inputs],
+            "outputs": [s.model_dump() for s in outputs],
+        }
+        fields["lineage"] = [
+            pkgmod.LineageStep(
+                command="convert",
+                source=source.label,
+                settings={"to": to, "precision": precision, "from": "tf"},
+                results=agreement.as_dict(),
+            ).model_dump()
+        ]
         new_manifest = pkgmod.validate_manifest(fields, "converted manifest")
-        return pkgmod.write(out, new_manifest,
-                            lambda tmp: [shutil.copy2(work / f, tmp / f) for f in ("model.xml", "model.bin")])
+        return pkgmod.write(
+            out,
+            new_manifest,
+            lambda tmp: [shutil.copy2(work / f, tmp / f) for f in ("model.xml", "model.bin")],
+        )

@@ -85,12 +85,14 @@ def evaluate(
     pkg = pkgmod.read(package)
     task = for_package(pkg)
     kind = pkg.manifest.task
+    dataset: list[Any]
+    skipped: list[str] = []
     if kind == "image-classification":
         dataset, skipped = _image_dataset(pkg, Path(data), split)
     elif kind == "tabular":
         from cpuai.tasks.tabular import csv_dataset
 
-        dataset, skipped = csv_dataset(data, task), []  # type: ignore[arg-type]
+        dataset = list(csv_dataset(data, task))  # type: ignore[arg-type]
     else:
         raise ConfigError(
             f"cpuai evaluate does not score '{kind}' packages",

@@ -247,7 +247,7 @@ def tune(
         )
     if eta < 2:
         raise ConfigError(f"eta {eta} is not allowed", fix="use eta 2 or more")
-    budget = budget or Budget(duration=0.3)
+    budget = budget or Budget(duration=0.3, warmup=2)
     say = progress or (lambda _text: None)
     pool, space = candidates(package, objective, cores, backends=backends, batches=batches)
     trials: list[Trial] = []

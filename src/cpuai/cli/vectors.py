@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
-vectors_app = typer.Typer(help="Vector recall: build, search and benchmark ANN indexes (faiss HNSW / INT8).",
-                          no_args_is_help=True)
+vectors_app = typer.Typer(
+    help="Vector recall: build, search and benchmark ANN indexes (faiss HNSW / INT8).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +25,16 @@ def _read_input(path: Path) -> tuple[Any, list[str] | None]:
     from cpuai.vectors.embedding import read_texts
 
     if not path.exists():
-        raise DataError(f"input {path} does not exist", fix="pass a .npy of vectors or a .txt with one text per line")
+        raise DataError(
+            f"input {path} does not exist", fix="pass a .npy of vectors or a .txt with one text per line"
+        )
     if path.suffix == ".npy":
         try:
             return np.load(path, mmap_mode="r"), None
         except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read vectors from {path}: {exc}", fix="save them with numpy.save") from None
+            raise DataError(
+                f"cannot read vectors from {path}: {exc}", fix="save them with numpy.save"
+            ) from None
     return None, read_texts(path)
 
 
@@ -38,19 +43,35 @@ def _progress(json_out: bool):  # type: ignore[no-untyped-def]
 
     from cpuai.cli.output import err_console
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err_console, disable=json_out, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=json_out,
+        transient=False,
+    )
 
 
-def _embed(model: Path, texts: list[str], *, batch_size: int, threads: int | None, json_out: bool,
-           what: str = "embedding") -> Any:
+def _embed(
+    model: Path,
+    texts: list[str],
+    *,
+    batch_size: int,
+    threads: int | None,
+    json_out: bool,
+    what: str = "embedding",
+) -> Any:
     from cpuai.vectors.embedding import TextEmbedder
 
     embedder = TextEmbedder(model, threads=threads, batch_size=batch_size)
     try:
         with _progress(json_out) as bar:
-            task = bar.add_task(f"{what} with {embedder.package.manifest.name} "
-                                f"({embedder.package.manifest.precision})", total=len(texts))
+            task = bar.add_task(
+                f"{what} with {embedder.package.manifest.name} ({embedder.package.manifest.precision})",
+                total=len(texts),
+            )
             return embedder.embed(texts, progress=lambda n: bar.advance(task, n))
     finally:
         embedder.close()
@@ -58,9 +79,13 @@ def _embed(model: Path, texts: list[str], *, batch_size: int, threads: int | Non
 
 @vectors_app.command("build")
 def build(
-    input: Path = typer.Option(..., "--input", help="vectors.npy (n x dim float) or texts.txt (one text per line)."),
+    input: Path = typer.Option(
+        ..., "--input", help="vectors.npy (n x dim float) or texts.txt (one text per line)."
+    ),
     out: Path = typer.Option(..., "--out", help="Directory to write the index to."),
-    model: Path | None = typer.Option(None, "--model", help="Text-embedding package for texts (e.g. INT8 MiniLM)."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Text-embedding package for texts (e.g. INT8 MiniLM)."
+    ),
     kind: str = typer.Option("hnsw-sq8", "--kind", help="flat, hnsw, hnsw-sq8 or ivf-sq8."),
     metric: str = typer.Option("cosine", "--metric", help="cosine, ip or l2."),
     m: int = typer.Option(32, "--M", help="HNSW links per node (memory 8*M bytes per vector)."),
@@ -80,17 +105,35 @@ def build(
     from cpuai.errors import ConfigError
     from cpuai.vectors import VectorIndex
 
-    index = VectorIndex(kind, metric=metric, M=m, ef_construction=ef_construction, ef_search=ef_search,
-                        nlist=nlist, nprobe=nprobe, rerank=rerank, threads=threads)
+    index = VectorIndex(
+        kind,
+        metric=metric,
+        M=m,
+        ef_construction=ef_construction,
+        ef_search=ef_search,
+        nlist=nlist,
+        nprobe=nprobe,
+        rerank=rerank,
+        threads=threads,
+    )
     vectors, texts = _read_input(input)
     started = time.perf_counter()
     if texts is not None:
         if model is None:
-            raise ConfigError(f"{input} holds texts, and no --model was given to embed them",
-                              fix="pass --model DIR of a text-embedding package (cpuai models export minilm --out DIR)")
+            raise ConfigError(
+                f"{input} holds texts, and no --model was given to embed them",
+                fix="pass --model DIR of a text-embedding package (cpuai models export minilm --out DIR)",
+            )
         vectors = _embed(model, texts, batch_size=batch_size, threads=threads, json_out=json_out)
         index.model = str(model.resolve())
     embed_s = time.perf_counter() - started
+    from cpuai.vectors.index import as_matrix
+
+    vectors = as_matrix(vectors, None)  # bad rows fail here, before any progress is drawn
+    if len(vectors) == 0:
+        from cpuai.errors import DataError
+
+        raise DataError(f"{input} holds no vectors", fix="pass an (n, dim) array with n >= 1")
     chunk = 20_000
     with _progress(json_out) as bar:
         task = bar.add_task(f"indexing ({kind})", total=len(vectors))
@@ -103,13 +146,19 @@ def build(
             if stop >= len(vectors):
                 break
     index.save(out)
-    summary = {"index": str(out), **index.stats(), "embed_seconds": round(embed_s, 3) if texts else None,
-               "build_seconds": round(time.perf_counter() - started - embed_s, 3)}
+    summary = {
+        "index": str(out),
+        **index.stats(),
+        "embed_seconds": round(embed_s, 3) if texts else None,
+        "build_seconds": round(time.perf_counter() - started - embed_s, 3),
+    }
     if json_out:
         print_json(summary)
         return
-    console.print(f"wrote {out}: {len(index)} vectors of dim {index.dim}, {kind}/{metric}"
-                  f"{f', texts embedded with {model}' if texts else ''} in {summary['build_seconds']:.1f} s")
+    console.print(
+        f"wrote {out}: {len(index)} vectors of dim {index.dim}, {kind}/{metric}"
+        f"{f', texts embedded with {model}' if texts else ''} in {summary['build_seconds']:.1f} s"
+    )
 
 
 @vectors_app.command("search")
@@ -118,7 +167,9 @@ def search(
     query: str | None = typer.Argument(None, help="Query text (embedded with the index's model)."),
     k: int = typer.Option(10, "-k", "--k", help="Hits to return."),
     vector: Path | None = typer.Option(None, "--vector", help="Query vector(s) as .npy instead of text."),
-    model: Path | None = typer.Option(None, "--model", help="Text model (default: the one the index was built with)."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Text model (default: the one the index was built with)."
+    ),
     ef_search: int | None = typer.Option(None, "--ef-search", help="Override the saved ef_search."),
     json_out: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
@@ -137,45 +188,72 @@ def search(
     elif query:
         text_model = model or (Path(index.model) if index.model else None)
         if text_model is None:
-            raise ConfigError(f"{index_dir} was built from vectors, so a text query cannot be embedded",
-                              fix="pass --model DIR of the model that made the vectors, or --vector q.npy")
+            raise ConfigError(
+                f"{index_dir} was built from vectors, so a text query cannot be embedded",
+                fix="pass --model DIR of the model that made the vectors, or --vector q.npy",
+            )
         q = _embed(text_model, [query], batch_size=1, threads=None, json_out=True)
     else:
-        raise ConfigError("no query given", fix='pass a query text (cpuai vectors search DIR "text") or --vector q.npy')
+        raise ConfigError(
+            "no query given", fix='pass a query text (cpuai vectors search DIR "text") or --vector q.npy'
+        )
     ids, scores = index.search(q, k)
     results = []
     for row_ids, row_scores in zip(ids, scores, strict=True):
-        hits = [(i, s) for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True) if i is not None and i != -1]
+        hits = [
+            (i, s)
+            for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
+            if i is not None and i != -1
+        ]
         texts = index.texts([i for i, _ in hits])
-        results.append([{"rank": r + 1, "id": i, "score": round(float(s), 6), "text": t}
-                        for r, ((i, s), t) in enumerate(zip(hits, texts, strict=True))])
+        results.append(
+            [
+                {"rank": r + 1, "id": i, "score": round(float(s), 6), "text": t}
+                for r, ((i, s), t) in enumerate(zip(hits, texts, strict=True))
+            ]
+        )
     if json_out:
         print_json({"query": query, "k": k, "hits": results[0] if len(results) == 1 else results})
         return
     for n, hits in enumerate(results):
         title = f"top {k} for {query!r}" if query else f"top {k} for query vector {n}"
-        console.print(table(title, ["rank", "id", "score", "text"],
-                            [(h["rank"], h["id"], h["score"], (h["text"] or "")[:100]) for h in hits]))
+        console.print(
+            table(
+                title,
+                ["rank", "id", "score", "text"],
+                [(h["rank"], h["id"], h["score"], (h["text"] or "")[:100]) for h in hits],
+            )
+        )
 
 
 @vectors_app.command("bench")
 def bench(
-    index_dir: Path | None = typer.Argument(None, help="Index directory (or use --input to build one in memory)."),
+    index_dir: Path | None = typer.Argument(
+        None, help="Index directory (or use --input to build one in memory)."
+    ),
     input: Path | None = typer.Option(None, "--input", help="vectors.npy to build a fresh index from."),
     kind: str = typer.Option("hnsw-sq8", "--kind", help="Kind for --input."),
     metric: str = typer.Option("cosine", "--metric", help="Metric for --input."),
     m: int = typer.Option(32, "--M", help="HNSW links per node, for --input."),
     ef_construction: int = typer.Option(200, "--ef-construction", help="HNSW build beam width, for --input."),
     k: int = typer.Option(10, "-k", "--k", help="Recall@k."),
-    queries: int = typer.Option(500, "--queries", help="Queries (held out with --input; stored vectors with DIR)."),
+    queries: int = typer.Option(
+        500, "--queries", help="Queries (held out with --input; stored vectors with DIR)."
+    ),
     target: float = typer.Option(0.95, "--target", help="Recall to reach; the smallest setting is written."),
-    values: str | None = typer.Option(None, "--values", help="Comma-separated ef_search/nprobe values to sweep."),
-    threads: str | None = typer.Option(None, "--threads", help="Comma-separated thread counts (default 1..budget)."),
-    write: bool = typer.Option(True, "--write/--no-write", help="Write the chosen setting into DIR's settings."),
+    values: str | None = typer.Option(
+        None, "--values", help="Comma-separated ef_search/nprobe values to sweep."
+    ),
+    threads: str | None = typer.Option(
+        None, "--threads", help="Comma-separated thread counts (default 1..budget)."
+    ),
+    write: bool = typer.Option(
+        True, "--write/--no-write", help="Write the chosen setting into DIR's settings."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Where to write bench.json and recall_qps.png."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Exact ground truth, then recall@k against QPS sweeping ef_search or nprobe; picks the cheapest setting."""
+    """Exact ground truth, then recall@k against QPS over ef_search or nprobe; picks the cheapest setting."""
     import json
 
     import numpy as np
@@ -194,10 +272,14 @@ def bench(
         sweep_values = [int(v) for v in values.split(",")] if values else None
         thread_list = [int(t) for t in threads.split(",")] if threads else vbench.thread_counts(core_budget())
     except ValueError:
-        raise ConfigError(f"--values/--threads must be comma-separated integers, got {values!r} / {threads!r}",
-                          fix="e.g. --values 16,32,64 --threads 1,2") from None
+        raise ConfigError(
+            f"--values/--threads must be comma-separated integers, got {values!r} / {threads!r}",
+            fix="e.g. --values 16,32,64 --threads 1,2",
+        ) from None
     if (index_dir is None) == (input is None):
-        raise ConfigError("pass either an index directory or --input vectors.npy", fix="not both, not neither")
+        raise ConfigError(
+            "pass either an index directory or --input vectors.npy", fix="not both, not neither"
+        )
     if index_dir is not None:
         index = VectorIndex.load(index_dir, mmap=True)
         rng = np.random.default_rng(0)
@@ -207,11 +289,15 @@ def bench(
     else:
         vectors, _ = _read_input(input)  # type: ignore[arg-type]
         if vectors is None:
-            raise ConfigError(f"--input {input} must be a .npy of vectors", fix="build texts first, then bench DIR")
+            raise ConfigError(
+                f"--input {input} must be a .npy of vectors", fix="build texts first, then bench DIR"
+            )
         x = np.asarray(vectors, dtype=np.float32)
         if len(x) <= queries:
-            raise ConfigError(f"--input has {len(x)} vectors, too few to hold out {queries} queries",
-                              fix="pass fewer --queries")
+            raise ConfigError(
+                f"--input has {len(x)} vectors, too few to hold out {queries} queries",
+                fix="pass fewer --queries",
+            )
         q, x = x[-queries:], x[:-queries]
         index = VectorIndex(kind, metric=metric, M=m, ef_construction=ef_construction).fit(x)
     truth = vbench.ground_truth(index, q, k)
@@ -224,20 +310,36 @@ def bench(
         written = True
     out_dir = out or index_dir or Path(".")
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"index": str(index_dir) if index_dir else str(input), **index.stats(), "k": k, "queries": len(q),
-              "target": target, "rows": rows, "chosen": best, "written": written}
+    report = {
+        "index": str(index_dir) if index_dir else str(input),
+        **index.stats(),
+        "k": k,
+        "queries": len(q),
+        "target": target,
+        "rows": rows,
+        "chosen": best,
+        "written": written,
+    }
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     png = vbench.plot(rows, out_dir / "recall_qps.png", f"{index.kind} / {index.metric}: recall@{k} vs QPS")
     if json_out:
         print_json({**report, "png": str(png)})
         return
-    console.print(table(f"{index.kind}, {len(index)} vectors, recall@{k} over {len(q)} queries",
-                        ["knob", "value", "threads", "mode", "recall", "QPS"],
-                        [(r["knob"], r["value"], r["threads"], r["mode"], round(r["recall"], 4), round(r["qps"], 1))
-                         for r in rows]))
+    console.print(
+        table(
+            f"{index.kind}, {len(index)} vectors, recall@{k} over {len(q)} queries",
+            ["knob", "value", "threads", "mode", "recall", "QPS"],
+            [
+                (r["knob"], r["value"], r["threads"], r["mode"], round(r["recall"], 4), round(r["qps"], 1))
+                for r in rows
+            ],
+        )
+    )
     if best is None:
         console.print(f"no setting reached recall {target}; try larger --values, a larger M, or --rerank")
     else:
-        console.print(f"smallest {best['knob']} reaching recall@{k} >= {target}: {best['value']} "
-                      f"(recall {best['recall']:.4f}){'; written to ' + str(index_dir) if written else ''}")
+        console.print(
+            f"smallest {best['knob']} reaching recall@{k} >= {target}: {best['value']} "
+            f"(recall {best['recall']:.4f}){'; written to ' + str(index_dir) if written else ''}"
+        )
     console.print(f"wrote {out_dir / 'bench.json'} and {png}")

@@ -27,8 +27,22 @@ from cpuai.errors import ConfigError, DataError
 
 # Packages of the standard library that hold tests, GUIs, vendored code or templates, not API docs.
 _SKIP_DIRS = frozenset(
-    {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
-     "site-packages", "dist-packages", "__pycache__", "pydoc_data", "venv", "config-3.11-x86_64-linux-gnu"}
+    {
+        "test",
+        "tests",
+        "idle_test",
+        "idlelib",
+        "tkinter",
+        "turtledemo",
+        "lib2to3",
+        "ensurepip",
+        "site-packages",
+        "dist-packages",
+        "__pycache__",
+        "pydoc_data",
+        "venv",
+        "config-3.11-x86_64-linux-gnu",
+    }
 )
 _SKIP_FILES = frozenset({"antigravity.py", "this.py", "turtle.py", "__main__.py"})
 # C modules have no .py source; these are imported (they have no side effects) and read by attribute.
@@ -44,7 +58,7 @@ UNITS = ("first", "paragraph", "sentence")
 
 @dataclass(frozen=True)
 class Docstring:
-    """One cleaned docstring: ``name`` is the dotted path of its object (``json.dumps``), ``text`` the paragraph."""
+    """One cleaned docstring: ``name`` is its object's dotted path (``json.dumps``), ``text`` the prose."""
 
     name: str
     text: str
@@ -60,8 +74,10 @@ def _package_dir(package: str) -> Path:
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the package {package!r} is not installed as a source package",
-                        fix="pass an installed pure-Python package name such as 'numpy', or none")
+        raise DataError(
+            f"the package {package!r} is not installed as a source package",
+            fix="pass an installed pure-Python package name such as 'numpy', or none",
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -85,8 +101,13 @@ def _source_files(root: Path) -> list[Path]:
 
 
 def _usable(text: str) -> bool:
-    return (_MIN_WORDS <= len(text.split()) and len(text) <= _MAX_CHARS
-            and "XXX" not in text and "TODO" not in text and not _CODE.search(text))
+    return (
+        len(text.split()) >= _MIN_WORDS
+        and len(text) <= _MAX_CHARS
+        and "XXX" not in text
+        and "TODO" not in text
+        and not _CODE.search(text)
+    )
 
 
 def paragraphs(doc: str) -> list[str]:
@@ -133,8 +154,10 @@ def _sources(packages: tuple[str, ...]) -> list[tuple[Path, Path]]:
     """(root the dotted names are relative to, tree to walk) for the stdlib and each extra package."""
     stdlib = _stdlib_root()
     if not stdlib.is_dir():
-        raise DataError(f"the Python standard library was not found at {str(stdlib)!r}",
-                        fix="run with a CPython installation that ships its .py sources")
+        raise DataError(
+            f"the Python standard library was not found at {str(stdlib)!r}",
+            fix="run with a CPython installation that ships its .py sources",
+        )
     out = [(stdlib, stdlib)]
     for package in packages:
         tree = _package_dir(package)
@@ -211,8 +234,10 @@ def _parse(unit: str, packages: tuple[str, ...]) -> tuple[Docstring, ...]:
                 seen.add(key)
                 out.append(Docstring(name, text))
     if not out:
-        raise DataError("no docstrings found in the Python standard library",
-                        fix="run with a CPython installation that ships its .py sources")
+        raise DataError(
+            "no docstrings found in the Python standard library",
+            fix="run with a CPython installation that ships its .py sources",
+        )
     return tuple(out)
 
 
@@ -232,8 +257,10 @@ def docstring_records(
     if limit is None:
         return records
     if limit <= 0:
-        raise ConfigError(f"limit must be a positive number of docstrings, got {limit}",
-                          fix="pass limit=None for all of them or a count such as 20000")
+        raise ConfigError(
+            f"limit must be a positive number of docstrings, got {limit}",
+            fix="pass limit=None for all of them or a count such as 20000",
+        )
     if limit >= len(records):
         return records
     keep = sorted(random.Random(seed).sample(range(len(records)), limit))

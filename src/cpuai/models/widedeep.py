@@ -51,7 +51,8 @@ class WideDeep(nn.Module):
             self.head = nn.Linear(width, 1)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        idx = categorical + self.offsets
+        offsets: torch.Tensor = self.offsets  # type: ignore[assignment]
+        idx = categorical + offsets
         logit = self.wide_cat(idx).sum(dim=1)
         if self.num_numeric:
             logit = logit + self.wide_num(numeric)

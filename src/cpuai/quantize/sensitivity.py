@@ -3,10 +3,10 @@
 Each compute operator (Conv, MatMul, Gemm, and for ONNX Runtime every operator whose output
 gets quantized; OpenVINO Convolution, MatMul and every operator fed by a FakeQuantize) is
 matched between the two graphs by name, its output compared on a few calibration samples, and
-the operators ranked by ``nmse`` (error
-relative to each channel's FP32 energy, averaged over channels; the default for ``basic``) or
-plain ``mse`` (for the ``mse`` strategy). The names are the ones the quantizer's fallback takes
-(``nodes_to_exclude`` for ONNX Runtime, ``IgnoredScope(names=...)`` for NNCF).
+the operators ranked by ``nmse`` (error relative to each channel's FP32 energy, averaged over
+channels; the default for ``basic``) or plain ``mse`` (for the ``mse`` strategy). The names are
+the ones the quantizer's fallback takes (``nodes_to_exclude`` for ONNX Runtime,
+``IgnoredScope(names=...)`` for NNCF).
 """
 
 from __future__ import annotations

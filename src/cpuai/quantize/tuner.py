@@ -169,6 +169,7 @@ class Tuner:
         self.metric = metric
         self.seed = seed
         self.timing_runs = timing_runs
+        self._per_trial_tput = objective == "throughput"
         self.on_trial = on_trial
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}", fix=f"use one of: {', '.join(STRATEGIES)}")
@@ -196,7 +197,7 @@ class Tuner:
         fp32 = load(self.package, backend=backend, threads=threads, streams=1)
         try:
             metric.reference(fp32)
-            speed = measure(fp32, self._feed, with_throughput=self.objective == "throughput", runs=self.timing_runs)
+            speed = measure(fp32, self._feed, with_throughput=self._per_trial_tput, runs=self.timing_runs)
             self.baseline_ = Baseline(
                 backend, metric(fp32), speed.latency_ms, speed.throughput, self.package.size_bytes()
             )
@@ -269,7 +270,7 @@ class Tuner:
             trial.metric = float(metric(engine))
             trial.delta = trial.metric - self.baseline_.metric
             trial.within = trial.metric >= floor - 1e-12
-            speed = measure(engine, self._feed, with_throughput=self.objective == "throughput", runs=self.timing_runs)
+            speed = measure(engine, self._feed, with_throughput=self._per_trial_tput, runs=self.timing_runs)
             trial.latency_ms, trial.throughput = speed.latency_ms, speed.throughput
         except ConfigError as err:
             trial.error = str(err)

@@ -7,4 +7,13 @@ returns an ``Engine``; see ``cpuai.runtime.loader`` for the backend rule and the
 from cpuai.runtime.engine import BACKENDS, Engine, Hint, TensorInfo
 from cpuai.runtime.loader import FORMAT_BACKENDS, choose_backend, load, plan_threads
 
-__all__ = ["BACKENDS", "FORMAT_BACKENDS", "Engine", "Hint", "TensorInfo", "choose_backend", "load", "plan_threads"]
+__all__ = [
+    "BACKENDS",
+    "FORMAT_BACKENDS",
+    "Engine",
+    "Hint",
+    "TensorInfo",
+    "choose_backend",
+    "load",
+    "plan_threads",
+]

@@ -33,7 +33,9 @@ def check_feeds(feeds: Mapping[str, object], inputs: Sequence[TensorInfo]) -> di
     checked: dict[str, np.ndarray] = {}
     for info in inputs:
         if info.name not in feeds:
-            raise InvalidInput(f"input '{info.name}' is missing; the model takes: {names}", fix=f"add '{info.name}'")
+            raise InvalidInput(
+                f"input '{info.name}' is missing; the model takes: {names}", fix=f"add '{info.name}'"
+            )
         value = feeds[info.name]
         if not isinstance(value, np.ndarray):
             raise InvalidInput(
@@ -53,8 +55,10 @@ def check_feeds(feeds: Mapping[str, object], inputs: Sequence[TensorInfo]) -> di
             )
         for axis, (want, got) in enumerate(zip(info.shape, value.shape, strict=True)):
             if got == 0:
-                raise InvalidInput(f"input '{info.name}' has an empty dimension {axis} (shape {_shape(value.shape)})",
-                                   fix="send at least one item")
+                raise InvalidInput(
+                    f"input '{info.name}' has an empty dimension {axis} (shape {_shape(value.shape)})",
+                    fix="send at least one item",
+                )
             if want != -1 and want != got:
                 raise InvalidInput(
                     f"input '{info.name}' dimension {axis} is {got}, expected {want} "

@@ -37,7 +37,9 @@ FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def plan_threads(threads: int | None, streams: int | None, hint: str, budget: int | None = None) -> tuple[int, int]:
+def plan_threads(
+    threads: int | None, streams: int | None, hint: str, budget: int | None = None
+) -> tuple[int, int]:
     """Threads per stream and streams for ``hint`` within ``budget`` cores (default ``core_budget()``).
 
     ``latency`` runs one stream on every core; ``throughput`` runs many narrow streams (one core each
@@ -46,7 +48,9 @@ def plan_threads(threads: int | None, streams: int | None, hint: str, budget: in
     budget = core_budget() if budget is None else budget
     for name, value in (("threads", threads), ("streams", streams)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}", fix=f"pass {name}=1 or more")
+            raise ConfigError(
+                f"{name} must be a whole number >= 1, got {value!r}", fix=f"pass {name}=1 or more"
+            )
     if threads is not None and streams is not None:
         pass
     elif threads is not None:
@@ -73,8 +77,14 @@ def _fit(threads: int, streams: int, budget: int) -> tuple[int, int]:
     t, s = min(threads, budget), streams
     s = max(1, min(s, budget // t))
     if (t, s) != (threads, streams):
-        log.info("deploy settings %d threads x %d streams do not fit %d cores; using %d x %d",
-                 threads, streams, budget, t, s)
+        log.info(
+            "deploy settings %d threads x %d streams do not fit %d cores; using %d x %d",
+            threads,
+            streams,
+            budget,
+            t,
+            s,
+        )
     return t, s
 
 
@@ -91,8 +101,10 @@ def _as_package(package_or_path: pkgmod.ModelPackage | str | Path) -> pkgmod.Mod
         return package_or_path
     if isinstance(package_or_path, str | Path):
         return pkgmod.read(package_or_path)
-    raise ConfigError(f"load() takes a ModelPackage or a path, got {type(package_or_path).__name__}",
-                      fix="pass the package directory")
+    raise ConfigError(
+        f"load() takes a ModelPackage or a path, got {type(package_or_path).__name__}",
+        fix="pass the package directory",
+    )
 
 
 def load(
@@ -115,13 +127,15 @@ def load(
     fmt = manifest.format
 
     deploy = manifest.deploy
-    use_deploy = deploy is not None and backend in ("auto", deploy.backend) and deploy.backend in FORMAT_BACKENDS[fmt]
+    use_deploy = (
+        deploy is not None and backend in ("auto", deploy.backend) and deploy.backend in FORMAT_BACKENDS[fmt]
+    )
     if backend == "auto":
         backend = choose_backend(package)
     if backend not in FORMAT_BACKENDS[fmt]:
         raise ModelError(
             f"backend '{backend}' cannot run a {fmt} package ({package.path})",
-            fix=f"use --backend {' or '.join(FORMAT_BACKENDS[fmt])}, or convert the package with cpuai convert",
+            fix=f"use --backend {' or '.join(FORMAT_BACKENDS[fmt])}, or convert it with cpuai convert",
         )
     budget = core_budget()
     if use_deploy and deploy is not None and threads is None and streams is None:
@@ -134,15 +148,22 @@ def load(
     return engine
 
 
-def _build(package: pkgmod.ModelPackage, backend: str, *, threads: int, streams: int, hint: str,
-           precision: str | None) -> Engine:
+def _build(
+    package: pkgmod.ModelPackage,
+    backend: str,
+    *,
+    threads: int,
+    streams: int,
+    hint: str,
+    precision: str | None,
+) -> Engine:
     manifest = package.manifest
     run_precision = precision or manifest.precision
     opts: dict[str, Any] = {"threads": threads, "streams": streams, "hint": hint}
     if backend == "onnxruntime":
         if run_precision != manifest.precision and run_precision != "fp32":
             raise ConfigError(
-                f"onnxruntime runs the graph as stored ({manifest.precision}); it cannot run it in {run_precision}",
+                f"onnxruntime runs the graph as stored ({manifest.precision}), not in {run_precision}",
                 fix="use --backend openvino for bf16, or convert/quantize the package to that precision",
             )
         from cpuai.runtime.onnxruntime import OnnxRuntimeEngine
@@ -151,9 +172,16 @@ def _build(package: pkgmod.ModelPackage, backend: str, *, threads: int, streams:
     if backend == "openvino":
         from cpuai.runtime.openvino import OpenVinoEngine
 
-        return OpenVinoEngine(package.model_file, package_precision=manifest.precision,
-                              precision=precision, **opts)
+        return OpenVinoEngine(
+            package.model_file, package_precision=manifest.precision, precision=precision, **opts
+        )
     from cpuai.runtime.torch import TorchEngine
 
-    return TorchEngine(package.file(package.model_file.name), inputs=manifest.inputs, outputs=manifest.outputs,
-                       package_precision=manifest.precision, precision=precision, **opts)
+    return TorchEngine(
+        package.file(package.model_file.name),
+        inputs=manifest.inputs,
+        outputs=manifest.outputs,
+        package_precision=manifest.precision,
+        precision=precision,
+        **opts,
+    )

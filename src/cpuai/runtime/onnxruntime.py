@@ -54,23 +54,31 @@ class OnnxRuntimeEngine(PooledEngine):
 
     backend = "onnxruntime"
 
-    def __init__(self, model: Path, *, threads: int, streams: int, hint: str = "latency",
-                 precision: str = "fp32") -> None:
+    def __init__(
+        self, model: Path, *, threads: int, streams: int, hint: str = "latency", precision: str = "fp32"
+    ) -> None:
         import onnxruntime as ort
 
         if precision == "bf16":
-            raise ConfigError("onnxruntime on CPU runs this model in fp32, not bf16",
-                              fix="use --backend openvino for bf16, or precision fp32")
+            raise ConfigError(
+                "onnxruntime on CPU runs this model in fp32, not bf16",
+                fix="use --backend openvino for bf16, or precision fp32",
+            )
         self.threads, self.streams, self.hint, self.precision = threads, streams, hint, precision
         try:
             sessions = [
-                ort.InferenceSession(str(model), sess_options=session_options(threads, streams),
-                                     providers=["CPUExecutionProvider"])
+                ort.InferenceSession(
+                    str(model),
+                    sess_options=session_options(threads, streams),
+                    providers=["CPUExecutionProvider"],
+                )
                 for _ in range(streams)
             ]
         except Exception as err:  # InvalidProtobuf, Fail, NotImplemented, ...
-            raise ModelError(f"onnxruntime cannot load {model}: {type(err).__name__}: {str(err).strip()[:300]}",
-                             fix="check that the file is a valid ONNX model (re-create it with cpuai convert)") from None
+            raise ModelError(
+                f"onnxruntime cannot load {model}: {type(err).__name__}: {str(err).strip()[:300]}",
+                fix="check that the file is a valid ONNX model (re-create it with cpuai convert)",
+            ) from None
         self.inputs = [_info(a) for a in sessions[0].get_inputs()]
         self.outputs = [_info(a) for a in sessions[0].get_outputs()]
         self._output_names = [o.name for o in self.outputs]

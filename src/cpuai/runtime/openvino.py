@@ -20,8 +20,17 @@ from cpuai.runtime.engine import TensorInfo
 from cpuai.runtime.pool import PooledEngine
 
 #: OpenVINO element type names to numpy dtype names.
-OV_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64", "i64": "int64",
-             "i32": "int32", "i8": "int8", "u8": "uint8", "boolean": "bool"}
+OV_DTYPES = {
+    "f32": "float32",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "f64": "float64",
+    "i64": "int64",
+    "i32": "int32",
+    "i8": "int8",
+    "u8": "uint8",
+    "boolean": "bool",
+}
 #: cpuai precision -> INFERENCE_PRECISION_HINT value, and back.
 HINT_OF = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 PRECISION_OF = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
@@ -48,8 +57,16 @@ class OpenVinoEngine(PooledEngine):
 
     backend = "openvino"
 
-    def __init__(self, model: Path, *, threads: int, streams: int, hint: str = "latency",
-                 package_precision: str = "fp32", precision: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Path,
+        *,
+        threads: int,
+        streams: int,
+        hint: str = "latency",
+        package_precision: str = "fp32",
+        precision: str | None = None,
+    ) -> None:
         import openvino as ov
 
         self.threads, self.streams, self.hint = threads, streams, hint
@@ -60,14 +77,18 @@ class OpenVinoEngine(PooledEngine):
         try:
             model_obj = core.read_model(str(model))
         except Exception as err:
-            raise ModelError(f"openvino cannot read {model}: {type(err).__name__}: {str(err).strip()[:300]}",
-                             fix="check that the package holds a valid model.xml/model.bin or model.onnx") from None
+            raise ModelError(
+                f"openvino cannot read {model}: {type(err).__name__}: {str(err).strip()[:300]}",
+                fix="check that the package holds a valid model.xml/model.bin or model.onnx",
+            ) from None
         self.config = compile_config(threads=threads, streams=streams, hint=hint, precision=wanted)
         try:
             self.compiled = core.compile_model(model_obj, "CPU", self.config)
         except Exception as err:
-            raise ModelError(f"openvino cannot compile {model} for CPU: {str(err).strip()[:300]}",
-                             fix="check the model with --backend onnxruntime, or convert it again") from None
+            raise ModelError(
+                f"openvino cannot compile {model} for CPU: {str(err).strip()[:300]}",
+                fix="check the model with --backend onnxruntime, or convert it again",
+            ) from None
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.precision = "int8" if package_precision == "int8" else PRECISION_OF.get(ran, ran)
         self.inputs = [_info(p) for p in self.compiled.inputs]
@@ -81,7 +102,9 @@ class OpenVinoEngine(PooledEngine):
         return self.compiled.get_property(name)
 
     def _outputs(self, request: Any) -> dict[str, np.ndarray]:
-        return {o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(self.outputs)}
+        return {
+            o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(self.outputs)
+        }
 
     def _run(self, worker: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         worker.infer(feeds)
@@ -104,8 +127,9 @@ class OpenVinoEngine(PooledEngine):
         try:
             queue.start_async(checked, future)
         except Exception as err:
-            future.set_exception(EngineError(f"openvino failed to start the request: {err}",
-                                             fix="rerun with --debug"))
+            future.set_exception(
+                EngineError(f"openvino failed to start the request: {err}", fix="rerun with --debug")
+            )
         return future
 
     def _done(self, request: Any, future: Future[dict[str, np.ndarray]]) -> None:

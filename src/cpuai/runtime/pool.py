@@ -41,8 +41,10 @@ class PooledEngine:
         self._closed = False
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(backend={self.backend}, precision={self.precision}, "
-                f"threads={self.threads}, streams={self.streams})")
+        return (
+            f"{type(self).__name__}(backend={self.backend}, precision={self.precision}, "
+            f"threads={self.threads}, streams={self.streams})"
+        )
 
     def __enter__(self) -> PooledEngine:
         return self
@@ -66,8 +68,10 @@ class PooledEngine:
         except CpuaiError:
             raise
         except Exception as err:  # the engine failed on input that passed the checks
-            raise EngineError(f"{self.backend} failed to run the model: {type(err).__name__}: {err}",
-                              fix="rerun with --debug; check the model with another backend") from err
+            raise EngineError(
+                f"{self.backend} failed to run the model: {type(err).__name__}: {err}",
+                fix="rerun with --debug; check the model with another backend",
+            ) from err
         finally:
             self._free.put(worker)
 
@@ -80,8 +84,9 @@ class PooledEngine:
         checked = self.check(feeds)
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.streams,
-                                                    thread_name_prefix=f"cpuai-{self.backend}")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.streams, thread_name_prefix=f"cpuai-{self.backend}"
+                )
             executor = self._executor
         return executor.submit(self._infer_checked, checked)
 

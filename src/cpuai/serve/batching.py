@@ -11,12 +11,16 @@ Adaptive: when an engine slot is idle a request is dispatched at once (no waitin
 load). While slots are busy requests accumulate on their own; when some but not all slots are busy,
 the dispatcher waits at most ``max_delay`` (from the oldest item's arrival) for a fuller batch.
 Metrics are not kept here: an optional ``observe(batch_rows, seconds)`` callback receives them.
+
+Idle fast path: a worker thread that already holds a request may ``try_reserve()`` the queue when
+nothing waits and nothing runs, run the request itself (saving a thread hop) and ``release``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -78,6 +82,8 @@ class BatchQueue:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # guards _in_flight, which the idle fast path changes from threads
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def depth(self) -> int:
@@ -90,6 +96,7 @@ class BatchQueue:
 
     def start(self) -> None:
         if self._dispatcher is None:
+            self._loop = asyncio.get_running_loop()
             self._dispatcher = asyncio.get_running_loop().create_task(
                 self._dispatch(), name=f"batch-{self.name}"
             )
@@ -151,10 +158,11 @@ class BatchQueue:
                 if left <= 0 or self._in_flight >= self.slots:
                     break
                 await self._wait(left)
-            if not self._queue or self._in_flight >= self.slots:
-                continue
+            with self._lock:
+                if not self._queue or self._in_flight >= self.slots:
+                    continue
+                self._in_flight += 1
             batch = self._take()
-            self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._run_batch(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -184,10 +192,28 @@ class BatchQueue:
                 else:
                     p.future.set_result(result)
         finally:
-            self._in_flight -= 1
+            with self._lock:
+                self._in_flight -= 1
             self._wake.set()
             if self.observe is not None:
                 self.observe(sum(p.rows for p in batch), time.perf_counter() - start)
+
+    def try_reserve(self) -> bool:
+        """Take the idle queue for a request its caller runs itself; False when anything waits or runs."""
+        with self._lock:
+            if self._closed or self._queue or self._in_flight > 0 or self._loop is None:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self, rows: int, seconds: float) -> None:
+        """End a ``try_reserve`` (from any thread): wake the dispatcher and report the batch."""
+        with self._lock:
+            self._in_flight -= 1
+        if self.observe is not None and rows > 0:
+            self.observe(rows, seconds)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def close(self, *, drain: bool = True) -> None:
         """Stop taking requests; with ``drain`` finish queued and running ones, else fail the queued ones."""
@@ -201,3 +227,5 @@ class BatchQueue:
             await self._dispatcher
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._in_flight > 0:  # fast-path requests still running in worker threads
+            await self._wait(0.01)

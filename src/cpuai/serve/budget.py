@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 
 from cpuai.errors import ResourceError
@@ -88,25 +89,37 @@ def plan(
 
 
 class CoreGate:
-    """A server-wide pool of cores: a batch holds its engine's threads while it runs."""
+    """A server-wide pool of cores: a batch holds its engine's threads while it runs.
+
+    Thread-safe, so the idle fast path can take cores from a worker thread with ``try_acquire``;
+    ``acquire`` waits on the event loop (polling briefly, only when models contend for cores).
+    """
 
     def __init__(self, cores: int) -> None:
         self.cores = cores
         self._free = cores
-        self._cond = asyncio.Condition()
+        self._lock = threading.Lock()
 
     @property
     def free(self) -> int:
         return self._free
 
-    async def acquire(self, n: int) -> int:
+    def try_acquire(self, n: int) -> int:
+        """Take ``n`` cores now if they are free; return how many were taken (0 if none)."""
         n = min(n, self.cores)
-        async with self._cond:
-            await self._cond.wait_for(lambda: self._free >= n)
-            self._free -= n
-        return n
+        with self._lock:
+            if self._free >= n:
+                self._free -= n
+                return n
+        return 0
 
-    async def release(self, n: int) -> None:
-        async with self._cond:
+    async def acquire(self, n: int) -> int:
+        while True:
+            held = self.try_acquire(n)
+            if held:
+                return held
+            await asyncio.sleep(0.0005)
+
+    def release(self, n: int) -> None:
+        with self._lock:
             self._free += n
-            self._cond.notify_all()

@@ -7,6 +7,7 @@ Used by ``cpuai loadtest`` and by benchmarks/serve.py, so every server is measur
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -82,6 +83,7 @@ async def run_async(
     import httpx
 
     _check(concurrency, requests, duration)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would swamp the report
     headers = dict(payload.headers)
     if payload.content_type:
         headers["content-type"] = payload.content_type

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -227,7 +228,10 @@ class ServedModel:
                 fix="call /v2/models/{name}/infer with tensors instead",
             )
         loop = asyncio.get_running_loop()
-        feeds = await loop.run_in_executor(self.shared.pool, self._preprocess_one, item)
+        done, value = await loop.run_in_executor(self.shared.pool, self._preprocess_or_run, item, top_k)
+        if done:
+            return value
+        feeds = value
         length = None
         if self._pad_inputs:
             length = int(feeds[self._mask].shape[1]) if self._mask in feeds else None
@@ -243,6 +247,25 @@ class ServedModel:
             return task.postprocess(outputs, top_k=top_k)[0]
 
         return await self.queue.put(_Item(feeds, 1, length, finish), rows=1, key=key)
+
+    def _preprocess_or_run(self, item: Any, top_k: int) -> tuple[bool, Any]:
+        """In a pool thread: preprocess; if the model is idle, also run and answer here (one hop less)."""
+        feeds = self._preprocess_one(item)
+        if len(self.engines) == 0 or not self.queue.try_reserve():
+            return False, feeds
+        held = self.shared.gate.try_acquire(self.plan.threads)
+        if not held:
+            self.queue.release(0, 0.0)
+            return False, feeds
+        start = time.perf_counter()
+        try:
+            outputs = self.engines[0].infer(feeds)
+        finally:
+            self.shared.gate.release(held)
+            self.queue.release(1, time.perf_counter() - start)
+        if self._pad_inputs:
+            return True, self.task.postprocess(outputs, top_k=top_k, feeds=feeds)[0]
+        return True, self.task.postprocess(outputs, top_k=top_k)[0]
 
     def _preprocess_one(self, item: Any) -> dict[str, np.ndarray]:
         try:
@@ -309,7 +332,7 @@ class ServedModel:
             return await asyncio.wrap_future(engine.submit(feeds))
         finally:
             self._busy[index] -= 1
-            await self.shared.gate.release(held)
+            self.shared.gate.release(held)
 
     async def _run_handler(self, items: list[_Item]) -> list[Any]:
         """Run a handler batch; if it raises, rerun its items one by one so only the guilty fail."""
@@ -344,7 +367,7 @@ class ServedModel:
                 fix="fix the handler's execute(); other requests are unaffected",
             ) from None
         finally:
-            await self.shared.gate.release(held)
+            self.shared.gate.release(held)
         if not isinstance(results, list | tuple) or len(results) != len(data):
             got = f"{len(results)} results" if isinstance(results, list | tuple) else type(results).__name__
             raise HandlerFailed(

@@ -41,13 +41,17 @@ def _factory(kind: str) -> Callable[[Any], Task]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise ModelError(f"the '{kind}' task is not available ({err})", fix="install cpuai with its extras") from None
+        raise ModelError(
+            f"the '{kind}' task is not available ({err})", fix="install cpuai with its extras"
+        ) from None
     factory = getattr(module, attr, None)
     if factory is None:  # a task module may also register itself on import
         factory = _registered.get(kind)
     if factory is None:
-        raise ModelError(f"{module_name} defines no '{attr}' for the '{kind}' task",
-                         fix=f"add {attr}(package) to {module_name}")
+        raise ModelError(
+            f"{module_name} defines no '{attr}' for the '{kind}' task",
+            fix=f"add {attr}(package) to {module_name}",
+        )
     return factory
 
 

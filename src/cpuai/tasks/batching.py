@@ -12,14 +12,20 @@ from cpuai.errors import ConfigError
 
 def check_batch_size(batch_size: int) -> int:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}", fix="pass --batch 1 or more")
+        raise ConfigError(
+            f"batch size must be a whole number >= 1, got {batch_size!r}", fix="pass --batch 1 or more"
+        )
     return batch_size
 
 
 def pairs(dataset: Any) -> Iterable[tuple[Any, Any]]:
     """(item, target) pairs from an ImageFolder, an iterable of pairs, or a tuple of two arrays (x, y)."""
-    if (isinstance(dataset, tuple) and len(dataset) == 2 and isinstance(dataset[0], np.ndarray)
-            and isinstance(dataset[1], np.ndarray)):
+    if (
+        isinstance(dataset, tuple)
+        and len(dataset) == 2
+        and isinstance(dataset[0], np.ndarray)
+        and isinstance(dataset[1], np.ndarray)
+    ):
         return zip(dataset[0], dataset[1], strict=True)
     samples = getattr(dataset, "samples", None)
     return samples if samples is not None else dataset

@@ -41,8 +41,10 @@ class Generic:
                 elif len(self.inputs) == 1:
                     rows.append(np.asarray(item))
                 else:
-                    raise InvalidInput(f"the model takes {len(self.inputs)} inputs; items must be dicts",
-                                       fix=f"pass {{{', '.join(repr(s.name) for s in self.inputs)}: array}}")
+                    raise InvalidInput(
+                        f"the model takes {len(self.inputs)} inputs; items must be dicts",
+                        fix=f"pass {{{', '.join(repr(s.name) for s in self.inputs)}: array}}",
+                    )
             feeds[spec.name] = np.stack(rows).astype(spec.dtype, copy=False)
         return feeds
 
@@ -59,8 +61,10 @@ class Generic:
             try:
                 y = np.asarray(ys, dtype=np.int64)
             except (TypeError, ValueError):
-                raise ConfigError("a generic model can only be scored against integer class targets",
-                                  fix="give the package a task (image-classification, text-embedding)") from None
+                raise ConfigError(
+                    "a generic model can only be scored against integer class targets",
+                    fix="give the package a task (image-classification, text-embedding)",
+                ) from None
             hits += int((first.reshape(len(first), -1).argmax(axis=1) == y).sum())
             n += len(y)
         if n == 0:

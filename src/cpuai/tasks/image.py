@@ -44,8 +44,10 @@ class ImageClassification:
     def __init__(self, package: Any) -> None:
         m = package.manifest
         if m.preprocessing.image is None:
-            raise ModelError(f"package {package.path} is an image classifier without preprocessing.image",
-                             fix="add preprocessing.image (size, color, mean, std) to model.yaml")
+            raise ModelError(
+                f"package {package.path} is an image classifier without preprocessing.image",
+                fix="add preprocessing.image (size, color, mean, std) to model.yaml",
+            )
         self.package = package
         self.config = m.preprocessing.image
         self.input = m.inputs[0]
@@ -73,13 +75,17 @@ class ImageClassification:
                     raise InvalidInput(f"{name} does not exist", fix="check the path")
                 image = Image.open(item)
             else:
-                raise InvalidInput(f"cannot read an image from {type(item).__name__}",
-                                   fix="pass image bytes, a PIL image, a file path or a numpy array")
+                raise InvalidInput(
+                    f"cannot read an image from {type(item).__name__}",
+                    fix="pass image bytes, a PIL image, a file path or a numpy array",
+                )
             image.load()
             return image
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise InvalidInput(f"cannot read {name}: it is corrupted or not an image ({err})",
-                               fix="pass a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
+            raise InvalidInput(
+                f"cannot read {name}: it is corrupted or not an image ({err})",
+                fix="pass a PNG, JPEG, BMP, GIF, WebP or TIFF file",
+            ) from None
 
     def _pixels(self, image: Any) -> np.ndarray:
         from PIL import Image
@@ -87,8 +93,11 @@ class ImageClassification:
         image = image.convert("L" if self.config.color == "gray" else "RGB")
         h, w = self.config.size
         if image.size != (w, h):
-            resample = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
-                        "bicubic": Image.Resampling.BICUBIC}[self.config.resize]
+            resample = {
+                "bilinear": Image.Resampling.BILINEAR,
+                "nearest": Image.Resampling.NEAREST,
+                "bicubic": Image.Resampling.BICUBIC,
+            }[self.config.resize]
             image = image.resize((w, h), resample)
         arr = np.asarray(image, dtype=np.float32)
         if arr.ndim == 2:
@@ -102,16 +111,18 @@ class ImageClassification:
         if arr.dtype.kind == "f":  # a preprocessed tensor: it must fit one model input exactly
             if arr.shape != self.item_shape:
                 raise InvalidInput(
-                    f"input '{self.input.name}' item has shape {list(arr.shape)}, expected {list(self.item_shape)}",
-                    fix="pass preprocessed float arrays of the model's input shape, or uint8 pixels to resize",
+                    f"input '{self.input.name}' item has shape {list(arr.shape)}, "
+                    f"expected {list(self.item_shape)}",
+                    fix="pass float arrays of the model's input shape, or uint8 pixels to resize",
                 )
             return arr.astype(np.float32, copy=False)
         if arr.ndim == 3 and arr.shape[-1] == 1:
             arr = arr[:, :, 0]
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-            raise InvalidInput(f"pixel array has shape {list(arr.shape)}; expected H×W or H×W×3",
-                               fix="pass one image per item (uint8 pixels) or a float tensor "
-                                   f"{list(self.item_shape)}")
+            raise InvalidInput(
+                f"pixel array has shape {list(arr.shape)}; expected H×W or H×W×3",
+                fix=f"pass one image per item (uint8 pixels) or a float tensor {list(self.item_shape)}",
+            )
         return self._pixels(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
 
     def tensor(self, item: Any) -> np.ndarray:
@@ -175,6 +186,11 @@ class ImageClassification:
             primary="top1",
             values={"top1": top1, "top5": top5_hits / n},
             count=n,
-            details={"predictions": preds, "targets": targets, "paths": paths,
-                     "probabilities": np.concatenate(probs_all), "labels": self.labels},
+            details={
+                "predictions": preds,
+                "targets": targets,
+                "paths": paths,
+                "probabilities": np.concatenate(probs_all),
+                "labels": self.labels,
+            },
         )

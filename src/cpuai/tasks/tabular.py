@@ -99,7 +99,7 @@ class TabularTask:
         return _probabilities(out)
 
     def postprocess(self, outputs: dict[str, np.ndarray], *, top_k: int = 5) -> list[dict[str, Any]]:
-        """Per row ``{"label", "probability", "probabilities"}``: the likeliest class and all probabilities."""
+        """Per row ``{"label", "probability", "probabilities"}``: the likeliest class, all probabilities."""
         probs = self.probabilities(outputs)
         labels = self.labels or [str(i) for i in range(probs.shape[1])]
         answers = []
@@ -116,7 +116,8 @@ class TabularTask:
 
     def score(self, engine: Engine, dataset: Iterable[Any], *, batch_size: int = 256) -> Score:
         """AUC (primary), log-loss and accuracy over (row, target) pairs, e.g. ``csv_dataset(path, task)``."""
-        probs, targets = [], []
+        probs: list[np.ndarray] = []
+        targets: list[int] = []
         for items, ys in batches(dataset, batch_size):
             probs.append(self.probabilities(engine.infer(self.preprocess(items))))
             targets.extend(int(float(y)) for y in ys)

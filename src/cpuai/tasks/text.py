@@ -44,8 +44,10 @@ class TextEmbedding:
 
         m = package.manifest
         if m.preprocessing.text is None:
-            raise ModelError(f"package {package.path} is a text-embedding model without preprocessing.text",
-                             fix="add preprocessing.text (tokenizer, max_length) to model.yaml")
+            raise ModelError(
+                f"package {package.path} is a text-embedding model without preprocessing.text",
+                fix="add preprocessing.text (tokenizer, max_length) to model.yaml",
+            )
         self.package = package
         self.config = m.preprocessing.text
         try:
@@ -53,18 +55,25 @@ class TextEmbedding:
         except ModelError:
             raise
         except Exception as err:
-            raise ModelError(f"cannot read tokenizer {self.config.tokenizer} in {package.path}: {err}",
-                             fix="re-export the package (cpuai models export minilm)") from None
+            raise ModelError(
+                f"cannot read tokenizer {self.config.tokenizer} in {package.path}: {err}",
+                fix="re-export the package (cpuai models export minilm)",
+            ) from None
         pad = tokenizer.padding or {}
-        tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_type_id=pad.get("pad_type_id", 0),
-                                 pad_token=pad.get("pad_token", "[PAD]"))  # to the longest in the batch
+        tokenizer.enable_padding(
+            pad_id=pad.get("pad_id", 0),
+            pad_type_id=pad.get("pad_type_id", 0),
+            pad_token=pad.get("pad_token", "[PAD]"),
+        )  # to the longest in the batch
         tokenizer.enable_truncation(max_length=self.config.max_length)
         self.tokenizer = tokenizer
         declared = {s.name for s in m.inputs}
         self.feeds = {role: name for role, name in self.config.input_names.items() if name in declared}
         if "input_ids" not in self.feeds:
-            raise ModelError(f"package {package.path}: no model input is named for input_ids",
-                             fix="set preprocessing.text.input_names.input_ids to the model's input")
+            raise ModelError(
+                f"package {package.path}: no model input is named for input_ids",
+                fix="set preprocessing.text.input_names.input_ids to the model's input",
+            )
         self.output = m.outputs[0].name
         self._local = threading.local()
 
@@ -84,7 +93,9 @@ class TextEmbedding:
         self._local.mask = arrays["attention_mask"]
         return {name: arrays[role] for role, name in self.feeds.items()}
 
-    def _mask(self, hidden: np.ndarray, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray] | None) -> Any:
+    def _mask(
+        self, hidden: np.ndarray, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray] | None
+    ) -> Any:
         name = self.feeds.get("attention_mask", "attention_mask")
         for source in (feeds or {}, outputs):
             if name in source:
@@ -92,10 +103,14 @@ class TextEmbedding:
         mask = getattr(self._local, "mask", None)
         if mask is not None and mask.shape == hidden.shape[:2]:
             return mask
-        raise InvalidInput("mean pooling needs the attention mask of this batch",
-                           fix="call postprocess(outputs, feeds=feeds) with the feeds from preprocess")
+        raise InvalidInput(
+            "mean pooling needs the attention mask of this batch",
+            fix="call postprocess(outputs, feeds=feeds) with the feeds from preprocess",
+        )
 
-    def vectors(self, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    def vectors(
+        self, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         """One float32 embedding per item (pooled per the manifest, L2-normalised if it says so)."""
         hidden = outputs[self.output] if self.output in outputs else next(iter(outputs.values()))
         hidden = np.asarray(hidden, dtype=np.float32)
@@ -108,13 +123,16 @@ class TextEmbedding:
             vec = hidden.reshape(len(hidden), -1)
         return l2_normalize(vec) if self.config.normalize else vec
 
-    def postprocess(self, outputs: dict[str, np.ndarray], *, top_k: int = 5,
-                    feeds: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], *, top_k: int = 5, feeds: dict[str, np.ndarray] | None = None
+    ) -> list[dict[str, Any]]:
         """Per item ``{"embedding": list[float], "dim": D, "norm": ||v||}``."""
         vec = self.vectors(outputs, feeds)
         norms = np.linalg.norm(vec, axis=1)
-        return [{"embedding": v.tolist(), "dim": int(v.shape[0]), "norm": float(n)}
-                for v, n in zip(vec, norms, strict=True)]
+        return [
+            {"embedding": v.tolist(), "dim": int(v.shape[0]), "norm": float(n)}
+            for v, n in zip(vec, norms, strict=True)
+        ]
 
     def embed(self, engine: Engine, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """N×D float32 embeddings in the order of ``texts``, batched by token length to cut padding."""
@@ -151,8 +169,12 @@ class TextEmbedding:
         if not cos:
             raise InvalidInput("the data set is empty", fix="pass (text, reference vector) pairs")
         values = np.concatenate(cos)
-        return Score(primary="cosine", values={"cosine": float(values.mean()), "min_cosine": float(values.min())},
-                     count=len(values), details={"cosines": values})
+        return Score(
+            primary="cosine",
+            values={"cosine": float(values.mean()), "min_cosine": float(values.min())},
+            count=len(values),
+            details={"cosines": values},
+        )
 
 
 def embed(engine: Engine, texts: Sequence[str], batch_size: int = 32, *, package: Any = None) -> np.ndarray:

@@ -117,7 +117,8 @@ class ImageClassification:
             )
         self.classes = train_folder.classes
         if source_pre is not None:
-            color, size = source_pre.color, source_pre.size[0]
+            color: str = source_pre.color
+            size = source_pre.size[0]
             if spec.size:
                 size = spec.size
         else:
@@ -241,7 +242,11 @@ class ImageClassification:
 
     def preprocessing(self) -> pkg.ImagePreprocessing:
         return pkg.ImagePreprocessing(
-            size=(self.size, self.size), color=self.color, scale=1.0 / 255.0, mean=self.mean, std=self.std
+            size=(self.size, self.size),
+            color="rgb" if self.color == "rgb" else "gray",
+            scale=1.0 / 255.0,
+            mean=self.mean,
+            std=self.std,
         )
 
     def export(self, model: Any, dest: Path, metrics: dict[str, float]) -> pkg.ModelPackage:

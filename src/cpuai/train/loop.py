@@ -128,13 +128,15 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model)
+    assert spec.lr and spec.batch_size and spec.epochs, "call spec.resolved() first"
+    epochs = spec.epochs
     optimizer = torch.optim.AdamW(eager.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     n = recipe.train_size
     global_batch = min(spec.batch_size, n)
     if global_batch < world:
         global_batch = world
     steps_per_epoch = max(1, n // global_batch)
-    total = steps_per_epoch * spec.epochs
+    total = steps_per_epoch * epochs
     warmup = int(spec.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup=warmup, total=total)
@@ -207,7 +209,7 @@ def train(
         )
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     stopped_early = False
-    for epoch in range(state["epoch"], spec.epochs):
+    for epoch in range(state["epoch"], epochs):
         model.train()
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100003 + epoch))
         window_t, window_steps, window_loss, epoch_loss, epoch_steps = time.perf_counter(), 0, 0.0, 0.0, 0

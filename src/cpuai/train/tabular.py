@@ -89,7 +89,7 @@ class WideDeepRecipe:
         self._cat = torch.from_numpy(train.categorical)
         self._y = torch.from_numpy(train.target)
         cards = [len(c.vocabulary or []) for c in self.prep.columns if c.kind == "categorical"]
-        self.kwargs = {
+        self.kwargs: dict[str, Any] = {
             "num_numeric": len(numeric),
             "cardinalities": cards,
             "embed_dim": 8,
@@ -133,6 +133,7 @@ class WideDeepRecipe:
                 .numpy()[:, 0]
             )
         model.train(was_training)
+        assert data.target is not None
         return binary_metrics(data.target, 1.0 / (1.0 + np.exp(-logit)))
 
     def export(self, model: Any, dest: Path, metrics: dict[str, float]) -> pkg.ModelPackage:

@@ -26,7 +26,9 @@ NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each query's true top-k that ``found`` contains (order ignored)."""
     if found.shape[0] != truth.shape[0]:
-        raise ConfigError(f"{found.shape[0]} result rows for {truth.shape[0]} queries", fix="pass matching arrays")
+        raise ConfigError(
+            f"{found.shape[0]} result rows for {truth.shape[0]} queries", fix="pass matching arrays"
+        )
     k = truth.shape[1]
     hits = [len(np.intersect1d(a[:k], b)) for a, b in zip(found, truth, strict=True)]
     return float(np.sum(hits) / (k * len(truth)))
@@ -57,7 +59,9 @@ def thread_counts(budget: int) -> list[int]:
     return [*counts, budget]
 
 
-def sweep_values(index: VectorIndex, values: Sequence[int] | None = None, k: int = 10) -> tuple[str, list[int]]:
+def sweep_values(
+    index: VectorIndex, values: Sequence[int] | None = None, k: int = 10
+) -> tuple[str, list[int]]:
     """The knob to sweep for this kind (ef_search / nprobe / none) and its values."""
     kind = index.kind
     if kind in HNSW_KINDS:
@@ -78,9 +82,18 @@ def _qps(fn: Callable[[], Any], n_queries: int, min_time: float) -> float:
             return done / elapsed
 
 
-def sweep(index: VectorIndex, queries: np.ndarray, truth: np.ndarray, *, k: int = 10,
-          values: Sequence[int] | None = None, threads: Sequence[int] = (1,), single_queries: int = 100,
-          min_time: float = 0.3, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def sweep(
+    index: VectorIndex,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    *,
+    k: int = 10,
+    values: Sequence[int] | None = None,
+    threads: Sequence[int] = (1,),
+    single_queries: int = 100,
+    min_time: float = 0.3,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """One row per (setting, threads, mode): recall@k and queries/s. Restores the index's settings after."""
     knob, settings = sweep_values(index, values, k)
     saved = (index.params.ef_search, index.params.nprobe, index.threads)
@@ -95,11 +108,21 @@ def sweep(index: VectorIndex, queries: np.ndarray, truth: np.ndarray, *, k: int 
             for t in threads:
                 index.threads = t
                 for mode, fn, n in (
-                    ("single", lambda s=single: [index.search(s[i:i + 1], k) for i in range(len(s))], len(single)),
+                    (
+                        "single",
+                        lambda s=single: [index.search(s[i : i + 1], k) for i in range(len(s))],
+                        len(single),
+                    ),
                     ("batch", lambda: index.search(queries, k), len(queries)),
                 ):
-                    row = {"knob": knob, "value": value, "threads": t, "mode": mode, "recall": recall,
-                           "qps": _qps(fn, n, min_time)}
+                    row = {
+                        "knob": knob,
+                        "value": value,
+                        "threads": t,
+                        "mode": mode,
+                        "recall": recall,
+                        "qps": _qps(fn, n, min_time),
+                    }
                     rows.append(row)
                     if on_row:
                         on_row(row)
@@ -125,8 +148,12 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     series = sorted({(r["mode"], r["threads"]) for r in rows})
     for mode, t in series:
-        pts = sorted((r["recall"], r["qps"], r["value"]) for r in rows if r["mode"] == mode and r["threads"] == t)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{mode}, {t} thread{'s' * (t > 1)}")
+        pts = sorted(
+            (r["recall"], r["qps"], r["value"]) for r in rows if r["mode"] == mode and r["threads"] == t
+        )
+        ax.plot(
+            [p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{mode}, {t} thread{'s' * (t > 1)}"
+        )
         for rec, qps, value in pts:
             ax.annotate(str(value), (rec, qps), fontsize=6, textcoords="offset points", xytext=(2, 2))
     ax.set_xlabel("recall@k")

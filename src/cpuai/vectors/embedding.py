@@ -21,8 +21,9 @@ _CHUNK = 512  # texts per progress step
 class TextEmbedder:
     """A loaded text-embedding package: ``embed(texts) -> (n, d) float32``, L2-normalised by the task."""
 
-    def __init__(self, package: str | Path, *, backend: str = "auto", threads: int | None = None,
-                 batch_size: int = 32) -> None:
+    def __init__(
+        self, package: str | Path, *, backend: str = "auto", threads: int | None = None, batch_size: int = 32
+    ) -> None:
         from cpuai import package as pkgmod
         from cpuai.runtime import load
 
@@ -31,8 +32,10 @@ class TextEmbedder:
         self.path = Path(package)
         self.package = pkgmod.read(self.path)
         if self.package.manifest.task != "text-embedding":
-            raise ModelError(f"{self.path} is a {self.package.manifest.task} package, not text-embedding",
-                             fix="pass a text model, e.g. from: cpuai models export minilm --out minilm")
+            raise ModelError(
+                f"{self.path} is a {self.package.manifest.task} package, not text-embedding",
+                fix="pass a text model, e.g. from: cpuai models export minilm --out minilm",
+            )
         self.engine = load(self.package, backend=backend, threads=threads, hint="throughput")
         self.batch_size = batch_size
 
@@ -52,7 +55,7 @@ class TextEmbedder:
         order = np.argsort([len(t) for t in texts], kind="stable")  # chunks of similar length
         out: np.ndarray | None = None
         for start in range(0, len(texts), _CHUNK):
-            idx = order[start:start + _CHUNK]
+            idx = order[start : start + _CHUNK]
             vec = embed(self.engine, [texts[i] for i in idx], self.batch_size, package=self.package)
             if out is None:
                 out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
@@ -75,7 +78,9 @@ def read_texts(path: str | Path) -> list[str]:
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read texts from {p}: {exc}", fix="pass a UTF-8 file with one text per line") from None
+        raise DataError(
+            f"cannot read texts from {p}: {exc}", fix="pass a UTF-8 file with one text per line"
+        ) from None
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise DataError(f"{p} has no non-empty lines", fix="put one text per line")

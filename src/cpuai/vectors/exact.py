@@ -21,8 +21,11 @@ def pair_scores(queries: np.ndarray, candidates: np.ndarray, metric: str) -> np.
     dots = np.matmul(candidates, queries[:, :, None])[..., 0]
     if metric != "l2":
         return dots
-    return (np.einsum("qcd,qcd->qc", candidates, candidates) - 2 * dots
-            + np.einsum("qd,qd->q", queries, queries)[:, None])
+    return (
+        np.einsum("qcd,qcd->qc", candidates, candidates)
+        - 2 * dots
+        + np.einsum("qd,qd->q", queries, queries)[:, None]
+    )
 
 
 def order(scores: np.ndarray, metric: str) -> np.ndarray:
@@ -32,7 +35,7 @@ def order(scores: np.ndarray, metric: str) -> np.ndarray:
 
 
 def knn(queries: np.ndarray, base: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k rows of ``base`` for each query: (positions, scores), both (nq, k), by faiss's BLAS kernels."""
+    """Exact top-k rows of ``base`` per query: (positions, scores), both (nq, k), by faiss's BLAS kernels."""
     import faiss
 
     from cpuai.vectors.kinds import faiss_metric

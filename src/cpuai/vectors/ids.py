@@ -23,17 +23,23 @@ def _preview(values: Iterable[Any], n: int = 5) -> str:
 
 
 class IdMap:
-    """Positions <-> user ids, and which positions are deleted."""
+    """Positions <-> user ids, and which positions are deleted.
+
+    Integer ids are looked up through a sorted copy of the live ids (16 bytes per vector, rebuilt
+    lazily after a change) rather than a Python dict (~100 bytes per vector); string ids use a dict.
+    """
 
     def __init__(self) -> None:
         self.mode: str | None = None  # "int" or "str", fixed by the first add
         self.labels: np.ndarray = np.empty(0, dtype=np.int64)
         self.deleted: np.ndarray = np.empty(0, dtype=bool)
-        self._pos: dict[Any, int] = {}
+        self._live = 0
+        self._names: dict[str, int] = {}  # string ids only
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # int ids: (live ids sorted, positions)
 
     def __len__(self) -> int:
         """Number of live ids."""
-        return len(self._pos)
+        return self._live
 
     @property
     def size(self) -> int:
@@ -42,15 +48,34 @@ class IdMap:
 
     @property
     def n_deleted(self) -> int:
-        return self.size - len(self._pos)
+        return self.size - self._live
 
     def __contains__(self, user_id: Any) -> bool:
-        return self._key(user_id) in self._pos
+        return bool(self._lookup([user_id])[0] >= 0)
 
-    def _key(self, user_id: Any) -> Any:
-        if isinstance(user_id, np.generic):
-            user_id = user_id.item()
-        return user_id
+    def _lookup(self, values: list[Any]) -> np.ndarray:
+        """Live position of each id, -1 where it is not in the index."""
+        values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        if self.mode == "str":
+            return np.array(
+                [self._names.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype=np.int64
+            )
+        if self.mode is None or not values:
+            return np.full(len(values), -1, dtype=np.int64)
+        if self._sorted is None:
+            live = np.flatnonzero(~self.deleted)
+            order = np.argsort(self.labels[live], kind="stable")
+            self._sorted = (self.labels[live][order], live[order])
+        keys, positions = self._sorted
+        ints = np.array(
+            [v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else -1 for v in values],
+            dtype=np.int64,
+        )
+        at = np.clip(np.searchsorted(keys, ints), 0, max(len(keys) - 1, 0))
+        found = (len(keys) > 0) & (ints >= 0)
+        if len(keys):
+            found &= keys[at] == ints
+        return np.where(found, positions[at] if len(keys) else -1, -1)
 
     def normalise(self, ids: Any, n: int) -> np.ndarray:
         """Check ids for ``n`` new vectors (type, length, duplicates) and return them as an array.
@@ -59,40 +84,55 @@ class IdMap:
         """
         if ids is None:
             if self.mode == "str":
-                raise InvalidInput("this index uses string ids, and no ids were given",
-                                   fix="pass ids=[...] with one string per vector")
+                raise InvalidInput(
+                    "this index uses string ids, and no ids were given",
+                    fix="pass ids=[...] with one string per vector",
+                )
             start = int(self.labels.max()) + 1 if self.size else 0
             return np.arange(start, start + n, dtype=np.int64)
         arr = np.asarray(ids)
         if arr.ndim != 1 or len(arr) != n:
-            raise InvalidInput(f"got {arr.size} ids for {n} vectors",
-                               fix="pass exactly one id per vector, as a flat list")
+            raise InvalidInput(
+                f"got {arr.size} ids for {n} vectors", fix="pass exactly one id per vector, as a flat list"
+            )
         if arr.dtype.kind in "iu":
             mode = "int"
             if n and (arr.min() < 0 or (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max)):
-                raise InvalidInput(f"ids must be non-negative int64, got {_preview(arr[arr < 0])}",
-                                   fix="use ids >= 0, or string ids")
+                raise InvalidInput(
+                    f"ids must be non-negative int64, got {_preview(arr[arr < 0])}",
+                    fix="use ids >= 0, or string ids",
+                )
             arr = arr.astype(np.int64)
         elif arr.dtype.kind in "UO" and all(isinstance(v, str) for v in arr.tolist()):
             mode = "str"
             arr = np.array(arr.tolist(), dtype=object)
         else:
-            raise InvalidInput(f"ids must be integers or strings, got dtype {arr.dtype}",
-                               fix="pass int64 ids or string ids (one kind per index)")
+            raise InvalidInput(
+                f"ids must be integers or strings, got dtype {arr.dtype}",
+                fix="pass int64 ids or string ids (one kind per index)",
+            )
         if n and self.mode is not None and mode != self.mode:
             names = {"int": "integer", "str": "string"}
-            raise InvalidInput(f"this index uses {names[self.mode]} ids, got {names[mode]} ids",
-                               fix=f"pass {names[self.mode]} ids, or build a new index")
-        values = arr.tolist()
-        if len(set(values)) != len(values):
+            raise InvalidInput(
+                f"this index uses {names[self.mode]} ids, got {names[mode]} ids",
+                fix=f"pass {names[self.mode]} ids, or build a new index",
+            )
+        if mode == "int":
+            uniq, counts = np.unique(arr, return_counts=True)
+            dups = uniq[counts > 1].tolist()
+        else:
             seen: set[Any] = set()
-            dups = [v for v in values if v in seen or seen.add(v)]
-            raise InvalidInput(f"duplicate ids in one add: {_preview(dict.fromkeys(dups))}",
-                               fix="give every vector its own id")
-        taken = [v for v in values if v in self._pos]
-        if taken:
-            raise InvalidInput(f"ids already in the index: {_preview(taken)}",
-                               fix="delete them first to replace their vectors, or use new ids")
+            dups = list(dict.fromkeys(v for v in arr.tolist() if v in seen or seen.add(v)))
+        if dups:
+            raise InvalidInput(
+                f"duplicate ids in one add: {_preview(dups)}", fix="give every vector its own id"
+            )
+        taken = arr[self._lookup(arr.tolist()) >= 0] if self.mode is not None else arr[:0]
+        if len(taken):
+            raise InvalidInput(
+                f"ids already in the index: {_preview(taken.tolist())}",
+                fix="delete them first to replace their vectors, or use new ids",
+            )
         return arr
 
     def append(self, ids: np.ndarray) -> None:
@@ -106,26 +146,32 @@ class IdMap:
         start = self.size
         self.labels = np.concatenate([self.labels, ids])
         self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
-        self._pos.update(zip(ids.tolist(), range(start, start + len(ids)), strict=True))
+        self._live += len(ids)
+        if self.mode == "str":
+            self._names.update(zip(ids.tolist(), range(start, start + len(ids)), strict=True))
+        self._sorted = None
 
     def positions(self, ids: Iterable[Any], *, strict: bool) -> np.ndarray:
         """Live positions of ``ids``; with ``strict`` an unknown id is an error, otherwise skipped."""
-        found, missing = [], []
-        for user_id in ids:
-            pos = self._pos.get(self._key(user_id))
-            (missing.append(user_id) if pos is None else found.append(pos))
-        if strict and missing:
-            raise InvalidInput(f"ids not in the index: {_preview(missing)}",
-                               fix="check the ids; deleted ids are gone already")
-        return np.asarray(found, dtype=np.int64)
+        values = list(ids)
+        pos = self._lookup(values)
+        if strict and (pos < 0).any():
+            missing = [v for v, p in zip(values, pos.tolist(), strict=True) if p < 0]
+            raise InvalidInput(
+                f"ids not in the index: {_preview(missing)}",
+                fix="check the ids; deleted ids are gone already",
+            )
+        return pos[pos >= 0]
 
     def delete(self, ids: Iterable[Any]) -> np.ndarray:
         """Tombstone the live ``ids`` (all must exist) and return their positions."""
-        ids = list(ids)
-        positions = self.positions(ids, strict=True)
-        for user_id in ids:
-            self._pos.pop(self._key(user_id), None)
+        positions = np.unique(self.positions(ids, strict=True))
         self.deleted[positions] = True
+        self._live -= len(positions)
+        if self.mode == "str":
+            for name in self.labels[positions].tolist():
+                self._names.pop(name, None)
+        self._sorted = None
         return positions
 
     def labels_of(self, positions: np.ndarray) -> np.ndarray:
@@ -148,8 +194,15 @@ class IdMap:
         keep = self.live_positions()
         self.labels = self.labels[keep]
         self.deleted = np.zeros(len(keep), dtype=bool)
-        self._pos = dict(zip(self.labels.tolist(), range(len(keep)), strict=True))
+        self._reindex()
         return keep
+
+    def _reindex(self) -> None:
+        live = np.flatnonzero(~self.deleted)
+        self._live = len(live)
+        self._sorted = None
+        if self.mode == "str":
+            self._names = dict(zip(self.labels[live].tolist(), live.tolist(), strict=True))
 
     def state(self) -> dict[str, Any]:
         """Arrays to save: labels and deleted flags."""
@@ -162,6 +215,5 @@ class IdMap:
         m.mode = mode
         m.labels = np.array(labels.tolist(), dtype=object) if mode == "str" else labels.astype(np.int64)
         m.deleted = deleted.astype(bool)
-        live = np.flatnonzero(~m.deleted)
-        m._pos = dict(zip(m.labels[live].tolist(), live.tolist(), strict=True))
+        m._reindex()
         return m

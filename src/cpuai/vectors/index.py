@@ -48,32 +48,43 @@ _IVF_TRAIN_PER_LIST = 64
 
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        raise InvalidInput(f"k must be a positive integer, got {k!r}", fix="ask for k >= 1 results, e.g. k=10")
+        raise InvalidInput(
+            f"k must be a positive integer, got {k!r}", fix="ask for k >= 1 results, e.g. k=10"
+        )
     return int(k)
 
 
 def as_matrix(vectors: Any, dim: int | None, what: str = "vectors") -> np.ndarray:
-    """``vectors`` as a C-contiguous float32 (n, d) array; one vector may be 1-D. Checks dim and finiteness."""
+    """``vectors`` as C-contiguous float32 (n, d); one vector may be 1-D. Checks dim and finiteness."""
     try:
         x = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} must be numbers, got {type(vectors).__name__}: {exc}",
-                           fix="pass a float array of shape (n, dim)") from None
+        raise InvalidInput(
+            f"{what} must be numbers, got {type(vectors).__name__}: {exc}",
+            fix="pass a float array of shape (n, dim)",
+        ) from None
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
-        raise InvalidInput(f"{what} must be a 2-D array (n, dim), got shape {x.shape}",
-                           fix="stack the vectors into one (n, dim) array")
+        raise InvalidInput(
+            f"{what} must be a 2-D array (n, dim), got shape {x.shape}",
+            fix="stack the vectors into one (n, dim) array",
+        )
     if dim is not None and x.shape[1] != dim:
-        raise InvalidInput(f"{what} have dimension {x.shape[1]} but the index has dimension {dim}",
-                           fix=f"pass {dim}-dimensional vectors (embed with the model the index was built from)")
+        raise InvalidInput(
+            f"{what} have dimension {x.shape[1]} but the index has dimension {dim}",
+            fix=f"pass {dim}-dimensional vectors (embed with the model the index was built from)",
+        )
     if x.shape[1] == 0:
         raise InvalidInput(f"{what} have dimension 0", fix="pass vectors with at least one component")
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise InvalidInput(f"{what} contain NaN or infinite values (rows {bad[:5].tolist()}"
-                           f"{', ...' if len(bad) > 5 else ''})", fix="drop or repair those rows first")
+        raise InvalidInput(
+            f"{what} contain NaN or infinite values (rows {bad[:5].tolist()}"
+            f"{', ...' if len(bad) > 5 else ''})",
+            fix="drop or repair those rows first",
+        )
     return np.ascontiguousarray(x)
 
 
@@ -99,15 +110,24 @@ class VectorIndex:
         compact_at: float = 0.2,
         threads: int | None = None,
     ) -> None:
-        self._settings: dict[str, Any] = dict(kind=kind, metric=metric, M=M, ef_construction=ef_construction,
-                                              ef_search=ef_search, nprobe=nprobe, rerank=rerank,
-                                              compact_at=compact_at)
+        self._settings: dict[str, Any] = dict(
+            kind=kind,
+            metric=metric,
+            M=M,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            nprobe=nprobe,
+            rerank=rerank,
+            compact_at=compact_at,
+        )
         self._nlist = nlist
         # Validate now, so a bad knob fails before any data is read.
         IndexParams(dim=dim or 1, nlist=nlist or max(nprobe, 1), **self._settings)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads must be a positive integer, got {threads!r}",
-                              fix="omit it to use cpuai.hardware.core_budget()")
+            raise ConfigError(
+                f"threads must be a positive integer, got {threads!r}",
+                fix="omit it to use cpuai.hardware.core_budget()",
+            )
         self._dim = dim
         self.threads = threads
         self.params_: IndexParams | None = None
@@ -141,7 +161,9 @@ class VectorIndex:
         """The index's settings (known fully once vectors were added)."""
         if self.params_ is not None:
             return self.params_
-        return IndexParams(dim=self._dim or 1, nlist=self._nlist or self._settings["nprobe"], **self._settings)
+        return IndexParams(
+            dim=self._dim or 1, nlist=self._nlist or self._settings["nprobe"], **self._settings
+        )
 
     def __len__(self) -> int:
         """Live (not deleted) vectors."""
@@ -176,7 +198,9 @@ class VectorIndex:
                 raise InvalidInput("no vectors to add (got 0 rows)", fix="pass at least one vector")
             new_ids = self.ids_.normalise(ids, len(x))
             if texts is not None and len(texts) != len(x):
-                raise InvalidInput(f"got {len(texts)} texts for {len(x)} vectors", fix="pass one text per vector")
+                raise InvalidInput(
+                    f"got {len(texts)} texts for {len(x)} vectors", fix="pass one text per vector"
+                )
             if self.metric == "cosine":
                 x = exact.normalise(x)
             if self.index_ is None:
@@ -215,10 +239,16 @@ class VectorIndex:
         index = new_faiss_index(params)
         if needs_training(params.kind):
             if params.kind == "ivf-sq8" and len(x) < params.nlist:
-                raise InvalidInput(f"ivf-sq8 with nlist={params.nlist} needs at least {params.nlist} vectors "
-                                   f"to train, got {len(x)}", fix="add more vectors first, or pass a smaller nlist")
-            cap = _TRAIN_SAMPLE if params.kind == "hnsw-sq8" else min(_TRAIN_SAMPLE,
-                                                                      params.nlist * _IVF_TRAIN_PER_LIST)
+                raise InvalidInput(
+                    f"ivf-sq8 with nlist={params.nlist} needs at least {params.nlist} vectors "
+                    f"to train, got {len(x)}",
+                    fix="add more vectors first, or pass a smaller nlist",
+                )
+            cap = (
+                _TRAIN_SAMPLE
+                if params.kind == "hnsw-sq8"
+                else min(_TRAIN_SAMPLE, params.nlist * _IVF_TRAIN_PER_LIST)
+            )
             sample = x
             if len(x) > cap:
                 sample = x[np.sort(np.random.default_rng(0).choice(len(x), cap, replace=False))]
@@ -262,7 +292,9 @@ class VectorIndex:
             return self._raw_positions(self.ids_.positions(list(ids), strict=True))
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: Any, k: int = 10, filter: Iterable[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: Any, k: int = 10, filter: Iterable[Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ids and scores per query, best first: (nq, k) arrays.
 
         Scores are similarities for ip/cosine and squared distances for l2. ``filter`` limits the
@@ -271,8 +303,10 @@ class VectorIndex:
         k = _check_k(k)
         with self._lock:
             if len(self.ids_) == 0:
-                raise InvalidInput("the index is empty: nothing to search",
-                                   fix="add vectors first (cpuai vectors build, or index.add)")
+                raise InvalidInput(
+                    "the index is empty: nothing to search",
+                    fix="add vectors first (cpuai vectors build, or index.add)",
+                )
             q = as_matrix(queries, self._dim, "queries")
             if self.metric == "cosine":
                 q = exact.normalise(q)
@@ -319,7 +353,9 @@ class VectorIndex:
         """Exact top-k over the live ``allowed`` positions only."""
         if len(allowed) == 0:
             return self._pad(np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32), k)
-        local, scores = exact.knn(q, self._raw_positions(allowed), k, "ip" if self.metric == "cosine" else self.metric)
+        local, scores = exact.knn(
+            q, self._raw_positions(allowed), k, "ip" if self.metric == "cosine" else self.metric
+        )
         return self._pad(allowed[local], scores.astype(np.float32), k)
 
     @staticmethod
@@ -327,8 +363,10 @@ class VectorIndex:
         if pos.shape[1] >= k:
             return pos[:, :k], scores[:, :k]
         extra = k - pos.shape[1]
-        return (np.pad(pos, ((0, 0), (0, extra)), constant_values=-1),
-                np.pad(scores.astype(np.float32), ((0, 0), (0, extra)), constant_values=np.nan))
+        return (
+            np.pad(pos, ((0, 0), (0, extra)), constant_values=-1),
+            np.pad(scores.astype(np.float32), ((0, 0), (0, extra)), constant_values=np.nan),
+        )
 
     def _answer(self, pos: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.ids_.n_deleted:  # belt and braces: a tombstoned position never leaves the index
@@ -359,12 +397,16 @@ class VectorIndex:
                 out.append(self.texts_[int(pos[0])] if len(pos) else None)
             return out
 
-    def set_search(self, *, ef_search: int | None = None, nprobe: int | None = None,
-                   rerank: int | None = None) -> None:
+    def set_search(
+        self, *, ef_search: int | None = None, nprobe: int | None = None, rerank: int | None = None
+    ) -> None:
         """Change search-time knobs (validated); they are saved with the index."""
         with self._lock:
-            changes = {k: v for k, v in dict(ef_search=ef_search, nprobe=nprobe, rerank=rerank).items()
-                       if v is not None}
+            changes = {
+                k: v
+                for k, v in dict(ef_search=ef_search, nprobe=nprobe, rerank=rerank).items()
+                if v is not None
+            }
             new = IndexParams(**{**self.params.to_dict(), **changes})
             self._settings.update(changes)
             if self.params_ is not None:
@@ -436,9 +478,16 @@ class VectorIndex:
                 np.save(tmp / "deleted.npy", self.ids_.deleted)
                 if self.texts_ is not None:
                     (tmp / "texts.json").write_text(json.dumps(self.texts_, ensure_ascii=False))
-                settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "params": self.params_.to_dict(),
-                            "count": len(self), "deleted": self.n_deleted, "id_mode": self.ids_.mode,
-                            "model": self.model, "threads": self.threads}
+                settings = {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "params": self.params_.to_dict(),
+                    "count": len(self),
+                    "deleted": self.n_deleted,
+                    "id_mode": self.ids_.mode,
+                    "model": self.model,
+                    "threads": self.threads,
+                }
                 (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
             return dest
 
@@ -450,19 +499,28 @@ class VectorIndex:
         root = Path(path)
         settings_file = root / SETTINGS_FILE
         if not settings_file.is_file():
-            raise DataError(f"{root} is not a cpuai vector index (no {SETTINGS_FILE})",
-                            fix="pass a directory written by `cpuai vectors build` or VectorIndex.save")
+            raise DataError(
+                f"{root} is not a cpuai vector index (no {SETTINGS_FILE})",
+                fix="pass a directory written by `cpuai vectors build` or VectorIndex.save",
+            )
         try:
             settings = json.loads(settings_file.read_text())
         except ValueError as exc:
             raise DataError(f"{settings_file} is not valid JSON: {exc}", fix="rebuild the index") from None
         if settings.get("format") != FORMAT:
-            raise DataError(f"{settings_file} has format {settings.get('format')!r}, expected {FORMAT!r}",
-                            fix="pass a directory written by `cpuai vectors build`")
+            raise DataError(
+                f"{settings_file} has format {settings.get('format')!r}, expected {FORMAT!r}",
+                fix="pass a directory written by `cpuai vectors build`",
+            )
         params = IndexParams.from_dict(settings["params"])
         p = params.to_dict()
-        index = cls(p.pop("kind"), dim=p.pop("dim"), nlist=p.pop("nlist"),
-                    threads=threads if threads is not None else settings.get("threads"), **p)
+        index = cls(
+            p.pop("kind"),
+            dim=p.pop("dim"),
+            nlist=p.pop("nlist"),
+            threads=threads if threads is not None else settings.get("threads"),
+            **p,
+        )
         index.params_ = params
         index.model = settings.get("model")
         index._source = root
@@ -472,20 +530,27 @@ class VectorIndex:
             index._mapped = bool(mmap)
         except RuntimeError as exc:
             if not mmap:
-                raise DataError(f"cannot read {root / 'index.faiss'}: {exc}", fix="rebuild the index") from None
+                raise DataError(
+                    f"cannot read {root / 'index.faiss'}: {exc}", fix="rebuild the index"
+                ) from None
             log.info("faiss cannot memory-map this index (%s); reading it into memory", exc)
             index.index_ = faiss.read_index(str(root / "index.faiss"))
         mode = settings.get("id_mode")
-        labels = (np.array(json.loads((root / "ids.json").read_text()), dtype=object) if mode == "str"
-                  else np.load(root / "ids.npy"))
+        labels = (
+            np.array(json.loads((root / "ids.json").read_text()), dtype=object)
+            if mode == "str"
+            else np.load(root / "ids.npy")
+        )
         index.ids_ = IdMap.from_state(mode, labels, np.load(root / "deleted.npy"))
         index._raw_base = np.load(root / "vectors.npy", mmap_mode="r" if mmap else None)
         if (root / "texts.json").is_file():
             index.texts_ = json.loads((root / "texts.json").read_text())
         if index.index_.ntotal != index.ids_.size or len(index._raw_base) != index.ids_.size:
-            raise DataError(f"{root} is inconsistent: {index.index_.ntotal} vectors in index.faiss, "
-                            f"{index.ids_.size} ids, {len(index._raw_base)} stored vectors",
-                            fix="rebuild the index")
+            raise DataError(
+                f"{root} is inconsistent: {index.index_.ntotal} vectors in index.faiss, "
+                f"{index.ids_.size} ids, {len(index._raw_base)} stored vectors",
+                fix="rebuild the index",
+            )
         return index
 
     # ------------------------------------------------------------------ misc
@@ -499,10 +564,22 @@ class VectorIndex:
     def stats(self) -> dict[str, Any]:
         """Counts and settings for reports and the CLI."""
         p = self.params
-        return {"kind": p.kind, "metric": p.metric, "dim": self._dim, "count": len(self),
-                "deleted": self.n_deleted, "M": p.M, "ef_search": p.ef_search, "nlist": p.nlist,
-                "nprobe": p.nprobe, "rerank": p.rerank, "compact_at": p.compact_at,
-                "id_mode": self.ids_.mode, "model": self.model, "memory_mapped": self._mapped}
+        return {
+            "kind": p.kind,
+            "metric": p.metric,
+            "dim": self._dim,
+            "count": len(self),
+            "deleted": self.n_deleted,
+            "M": p.M,
+            "ef_search": p.ef_search,
+            "nlist": p.nlist,
+            "nprobe": p.nprobe,
+            "rerank": p.rerank,
+            "compact_at": p.compact_at,
+            "id_mode": self.ids_.mode,
+            "model": self.model,
+            "memory_mapped": self._mapped,
+        }
 
     def __repr__(self) -> str:
         return f"VectorIndex(kind={self.kind!r}, metric={self.metric!r}, dim={self._dim}, count={len(self)})"

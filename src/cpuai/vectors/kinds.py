@@ -54,20 +54,36 @@ class IndexParams:
             raise ConfigError(f"unknown metric {self.metric!r}", fix=f"use one of {', '.join(METRICS)}")
         _int_in("dim", self.dim, 1, 65536, "pass the vector length, e.g. dim=384 for MiniLM")
         _int_in("M", self.M, 2, 256, "M=16..48 suits most data; memory grows by 8·M bytes per vector")
-        _int_in("ef_construction", self.ef_construction, 8, 4096,
-                "ef_construction=100..400; build time grows about linearly with it")
+        _int_in(
+            "ef_construction",
+            self.ef_construction,
+            8,
+            4096,
+            "ef_construction=100..400; build time grows about linearly with it",
+        )
         _int_in("ef_search", self.ef_search, 1, 32768, "ef_search must be at least k; 32..512 is typical")
         _int_in("nlist", self.nlist, 1, 1 << 20, "nlist ~ 4·sqrt(n), e.g. 1024 for 100k vectors")
         _int_in("nprobe", self.nprobe, 1, 1 << 20, "nprobe=8..64; QPS falls about linearly with it")
         if self.nprobe > self.nlist:
-            raise ConfigError(f"nprobe {self.nprobe} is larger than nlist {self.nlist}",
-                              fix="choose nprobe <= nlist")
-        _int_in("rerank", self.rerank, 0, 64,
-                "rerank=0 turns exact re-ranking off; 2..8 re-ranks that many candidates per hit")
-        if isinstance(self.compact_at, bool) or not isinstance(self.compact_at, int | float) \
-                or not 0.0 < float(self.compact_at) <= 1.0:
-            raise ConfigError(f"compact_at must be a share in (0, 1], got {self.compact_at!r}",
-                              fix="compact_at=0.2 rebuilds once 20% of the vectors are deleted")
+            raise ConfigError(
+                f"nprobe {self.nprobe} is larger than nlist {self.nlist}", fix="choose nprobe <= nlist"
+            )
+        _int_in(
+            "rerank",
+            self.rerank,
+            0,
+            64,
+            "rerank=0 turns exact re-ranking off; 2..8 re-ranks that many candidates per hit",
+        )
+        if (
+            isinstance(self.compact_at, bool)
+            or not isinstance(self.compact_at, int | float)
+            or not 0.0 < float(self.compact_at) <= 1.0
+        ):
+            raise ConfigError(
+                f"compact_at must be a share in (0, 1], got {self.compact_at!r}",
+                fix="compact_at=0.2 rebuilds once 20% of the vectors are deleted",
+            )
         self.compact_at = float(self.compact_at)
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
     GET  /v1/indexes                  every index with its counts and settings
     GET  /v1/indexes/{name}           one index
-    POST /v1/indexes/{name}/search    {"vector": [...]} | {"vectors": [[...]]} | {"text": "..."} | {"texts": [...]},
-                                      "k": 10, "filter": [ids]  ->  {"hits": [[{"id", "score", "text"}]]}
-    POST /v1/indexes/{name}/add       {"vectors": [[...]] | "texts": [...], "ids": [...]}  ->  {"added", "ids", "count"}
+    POST /v1/indexes/{name}/search    one of {"vector": [...]}, {"vectors": [[...]]}, {"text": "..."},
+                                      {"texts": [...]}; "k": 10, "filter": [ids]
+                                      ->  {"hits": [[{"id", "score", "text"}]]}
+    POST /v1/indexes/{name}/add       {"vectors": [[...]] or "texts": [...], "ids": [...]}
+                                      ->  {"added", "ids", "count"}
     POST /v1/indexes/{name}/delete    {"ids": [...]}  ->  {"deleted", "count"}
 
 Errors are ``CpuaiError`` subclasses; the serve app turns them into 4xx ``{"error": "..."}`` and
@@ -94,15 +96,19 @@ class IndexSet:
             else:
                 item = self._source(name)
             if item is None:
-                raise IndexNotFound(f"index {name!r} is not served here (indexes: {', '.join(self.names()) or 'none'})",
-                                    fix="use GET /v1/indexes for the list")
+                raise IndexNotFound(
+                    f"index {name!r} is not served here (indexes: {', '.join(self.names()) or 'none'})",
+                    fix="use GET /v1/indexes for the list",
+                )
             self._loaded[name] = item
             return item
 
     def embed(self, name: str, index: VectorIndex, texts: list[str]) -> np.ndarray:
         if not index.model:
-            raise InvalidInput(f"index {name!r} was built from vectors, so texts cannot be embedded",
-                               fix="send vectors, or build the index from texts with --model")
+            raise InvalidInput(
+                f"index {name!r} was built from vectors, so texts cannot be embedded",
+                fix="send vectors, or build the index from texts with --model",
+            )
         with self._lock:
             embedder = self._embedders.get(name)
             if embedder is None:
@@ -117,11 +123,15 @@ class IndexSet:
 
 
 def _queries(req: SearchRequest) -> tuple[str, Any]:
-    given = [(f, getattr(req, f)) for f in ("vector", "vectors", "text", "texts") if getattr(req, f) is not None]
+    given = [
+        (f, getattr(req, f)) for f in ("vector", "vectors", "text", "texts") if getattr(req, f) is not None
+    ]
     if len(given) != 1:
         names = ", ".join(f for f, _ in given) or "none"
-        raise InvalidInput(f"give exactly one of vector, vectors, text, texts (got {names})",
-                           fix='e.g. {"text": "read a file", "k": 5}')
+        raise InvalidInput(
+            f"give exactly one of vector, vectors, text, texts (got {names})",
+            fix='e.g. {"text": "read a file", "k": 5}',
+        )
     field, value = given[0]
     if field in ("vector", "text"):
         value = [value]
@@ -137,8 +147,10 @@ def _jsonable(value: Any) -> Any:
 def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRouter:
     """An APIRouter serving ``indexes`` (name -> VectorIndex or index directory, or a loader function)."""
     if not isinstance(indexes, Mapping) and not callable(indexes):
-        raise ConfigError(f"indexes must be a mapping of name to index or a loader, got {type(indexes).__name__}",
-                          fix="pass {'docs': 'path/to/index'}")
+        raise ConfigError(
+            f"indexes must be a mapping of name to index or a loader, got {type(indexes).__name__}",
+            fix="pass {'docs': 'path/to/index'}",
+        )
     store = IndexSet(indexes, threads=threads)
     router = APIRouter(prefix="/v1/indexes", tags=["vectors"])
     router.state = store  # type: ignore[attr-defined]
@@ -159,11 +171,18 @@ def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRoute
         ids, scores = index.search(q, req.k, filter=req.filter)
         hits = []
         for row_ids, row_scores in zip(ids, scores, strict=True):
-            found = [(_jsonable(i), float(s)) for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
-                     if i is not None and i != -1]
+            found = [
+                (_jsonable(i), float(s))
+                for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
+                if i is not None and i != -1
+            ]
             texts = index.texts([i for i, _ in found])
-            hits.append([{"id": i, "score": s, **({"text": t} if t is not None else {})}
-                         for (i, s), t in zip(found, texts, strict=True)])
+            hits.append(
+                [
+                    {"id": i, "score": s, **({"text": t} if t is not None else {})}
+                    for (i, s), t in zip(found, texts, strict=True)
+                ]
+            )
         return {"index": name, "k": req.k, "hits": hits}
 
     @router.post("/{name}/add")
@@ -179,7 +198,12 @@ def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRoute
                 raise InvalidInput("texts is empty", fix="send at least one text")
             vectors = store.embed(name, index, req.texts)
         added = index.add(vectors, ids=req.ids, texts=req.texts)
-        return {"index": name, "added": len(added), "ids": [_jsonable(i) for i in added.tolist()], "count": len(index)}
+        return {
+            "index": name,
+            "added": len(added),
+            "ids": [_jsonable(i) for i in added.tolist()],
+            "count": len(index),
+        }
 
     @router.post("/{name}/delete")
     def delete(name: str, req: DeleteRequest) -> dict[str, Any]:

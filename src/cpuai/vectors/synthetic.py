@@ -18,7 +18,9 @@ def clustered(n: int, dim: int, *, clusters: int = 100, spread: float = 0.6, see
     return centres[which] + noise
 
 
-def base_and_queries(n: int, nq: int, dim: int, *, clusters: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def base_and_queries(
+    n: int, nq: int, dim: int, *, clusters: int = 100, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A base set and held-out queries drawn from the same clusters (synthetic data)."""
     x = clustered(n + nq, dim, clusters=clusters, seed=seed)
     return x[:n], x[n:]
