@@ -173,32 +173,10 @@ def script_engine(model: dict[str, Any], threads: int) -> Any:
     return TorchEngine(traced, inputs=m.inputs, outputs=m.outputs, threads=threads, streams=1)
 
 
-def measure(
-    run: Callable[[dict[str, np.ndarray]], Any],
-    feeds_fn: Callable[[int], dict[str, np.ndarray]],
-    args: argparse.Namespace,
-) -> dict[str, float]:
-    one, many = feeds_fn(1), feeds_fn(args.batch)
-    lat = timed(lambda: run(one), warmup=args.warmup, iters=args.iters, min_seconds=args.seconds)
-    thr = timed(
-        lambda: run(many),
-        warmup=max(1, args.warmup // 3),
-        iters=max(2, args.iters // 5),
-        min_seconds=args.seconds,
-    )
-    return {
-        "latency_ms": 1e3 * statistics.median(lat),
-        "latency_p90_ms": 1e3 * float(np.percentile(lat, 90)),
-        "throughput": args.batch / statistics.median(thr),
-        "latency_runs": len(lat),
-        "throughput_runs": len(thr),
-    }
-
-
 def bench_model(model: dict[str, Any], args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
+    """All engines of one model, measured in interleaved rounds so load drift hits them alike."""
     from cpuai.runtime import load
 
-    rows: list[dict[str, Any]] = []
     candidates: list[tuple[str, Callable[[], Any]]] = [
         ("torch-eager", lambda: None),
         ("torch-script", lambda: script_engine(model, threads)),
@@ -217,17 +195,41 @@ def bench_model(model: dict[str, Any], args: argparse.Namespace, threads: int) -
                 lambda: load(model["dynamo"], backend="onnxruntime", threads=threads, streams=1),
             ),
         )
+    engines = []
     for name, make in candidates:
         engine = make()
         run = eager_runner(model["module"], model["inputs"], threads) if engine is None else engine.infer
-        print(f"  {model['name']:<14} {name:<18}", end="", flush=True)
-        result = measure(run, model["feeds"], args)
+        engines.append((name, engine, run))
+    one, many = model["feeds"](1), model["feeds"](args.batch)
+    lat: dict[str, list[float]] = {n: [] for n, _, _ in engines}
+    thr: dict[str, list[float]] = {n: [] for n, _, _ in engines}
+    for r in range(args.rounds):
+        for name, _, run in engines:
+            warm = args.warmup if r == 0 else 1
+            lat[name] += timed(
+                lambda run=run: run(one), warmup=warm, iters=args.iters, min_seconds=args.seconds
+            )
+            thr[name] += timed(
+                lambda run=run: run(many), warmup=1, iters=max(2, args.iters // 5), min_seconds=args.seconds
+            )
+        print(f"  {model['name']}: round {r + 1}/{args.rounds} done", flush=True)
+    rows: list[dict[str, Any]] = []
+    for name, engine, _ in engines:
         precision = "fp32" if engine is None else engine.precision
         if engine is not None:
             engine.close()
-        print(f" {result['latency_ms']:9.2f} ms  {result['throughput']:9.1f} items/s", flush=True)
         rows.append(
-            {"model": model["name"], "engine": name, "precision": precision, "threads": threads, **result}
+            {
+                "model": model["name"],
+                "engine": name,
+                "precision": precision,
+                "threads": threads,
+                "latency_ms": 1e3 * statistics.median(lat[name]),
+                "latency_p90_ms": 1e3 * float(np.percentile(lat[name], 90)),
+                "throughput": args.batch / statistics.median(thr[name]),
+                "latency_runs": len(lat[name]),
+                "throughput_runs": len(thr[name]),
+            }
         )
     base = next(r for r in rows if r["engine"] == "torch-eager")
     for r in rows:
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="digits-cnn,resnet18-224,minilm-seq128")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    args.iters, args.warmup, args.seconds = (5, 2, 0.3) if args.quick else (30, 5, 3.0)
+    args.iters, args.warmup, args.seconds, args.rounds = (3, 2, 0.2, 2) if args.quick else (10, 5, 1.0, 4)
     from cpuai.hardware import core_budget
 
     threads = core_budget()

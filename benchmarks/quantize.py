@@ -181,6 +181,30 @@ def bench_model(
     return row
 
 
+def write_results(out: Path, rows: list[dict[str, Any]], quick: bool) -> None:
+    """Write what has been measured so far (after every model, so a long run keeps its partial figures)."""
+    from cpuai.hardware import core_budget
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "quantize",
+        "mode": "quick" if quick else "full",
+        "cores": core_budget(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "command": "python benchmarks/quantize.py" + (" --quick" if quick else ""),
+        "tolerance": "1% absolute",
+        "strategy": "basic",
+        "results": rows,
+    }
+    out.write_text(json.dumps(payload, indent=2))
+
+
+def record(rows: list[dict[str, Any]], out: Path, quick: bool, row: dict[str, Any]) -> None:
+    rows.append(row)
+    write_results(out, rows, quick)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few epochs and timing runs")
@@ -189,11 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     runs = 10 if quick else 40
-    max_trials = 4 if quick else 8
+    max_trials = 6 if quick else 8
     n_calib, n_eval = (100, 200) if quick else (300, 397)
     models = args.models.split(",")
 
-    from cpuai.hardware import core_budget
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="cpuai-bench-quantize-") as tmp:
@@ -206,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print("digits SmallCNN (width 16): training")
             cnn = train(
-                smallcnn(num_classes=10, in_channels=1, width=16), x[:1400], y[:1400], 3 if quick else 10
+                smallcnn(num_classes=10, in_channels=1, width=16), x[:1400], y[:1400], 6 if quick else 10
             )
             pkg = image_package(cnn, work / "digits", "digits")
-            rows.append(
+            record(
+                rows,
+                args.out,
+                quick,
                 bench_model(
                     "digits-cnn",
                     pkg,
@@ -219,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                     work,
                     runs,
                     max_trials,
-                )
+                ),
             )
         if "resnet18" in models:
             from cpuai.models.resnet import resnet18
@@ -234,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                 lr=0.001,
             )
             pkg = image_package(net, work / "resnet18", "resnet18-digits")
-            rows.append(
+            record(
+                rows,
+                args.out,
+                quick,
                 bench_model(
                     "resnet18-digits",
                     pkg,
@@ -244,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     work,
                     runs,
                     max_trials,
-                )
+                ),
             )
         if "minilm" in models:
             from cpuai.data.docstrings import docstrings
@@ -255,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             (work / "calib.txt").write_text("\n".join(texts[:n_calib]) + "\n")
             (work / "eval.txt").write_text("\n".join(texts[n_calib : n_calib + n_eval]) + "\n")
             pkg = export(work / "minilm").path
-            rows.append(
+            record(
+                rows,
+                args.out,
+                quick,
                 bench_model(
                     "minilm",
                     pkg,
@@ -265,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     work,
                     runs,
                     max_trials,
-                )
+                ),
             )
 
     print()
@@ -307,19 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "quantize",
-        "mode": "quick" if quick else "full",
-        "cores": core_budget(),
-        "cpu": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "command": "python benchmarks/quantize.py" + (" --quick" if quick else ""),
-        "tolerance": "1% absolute",
-        "strategy": "basic",
-        "results": rows,
-    }
-    args.out.write_text(json.dumps(payload, indent=2))
+    write_results(args.out, rows, quick)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -265,6 +265,25 @@ def compare(pkg: pkgmod.ModelPackage, objective: str, args: argparse.Namespace, 
     }
 
 
+def _write(out: Path, rows: list[dict], args: argparse.Namespace, cores: int) -> None:
+    report = {
+        "benchmark": "tune",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/tune.py" + (" --quick" if args.quick else ""),
+        "machine": machine_summary(),
+        "cores": cores,
+        "settings": {
+            "duration_s": args.duration,
+            "repeats": args.repeats,
+            "tune_budget_s": args.tune_budget,
+            "throughput_batches": "1,8,32 (MiniLM 1,8 with --quick)",
+        },
+        "results": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="short measurements, digits CNN + MiniLM")
@@ -285,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
                 packages.append(mini)
         for pkg in packages:
             for objective in ("latency", "throughput"):
+                text = pkg.manifest.task == "text-embedding"
+                args.batches = [1, 8] if (args.quick and text) else [1, 8, 32]
                 rows.append(compare(pkg, objective, args, cores))
+                _write(
+                    args.out, rows, args, cores
+                )  # after every comparison: a long run keeps what it measured
     print()
     print(
         f"{'model':<12} {'objective':<11} {'tuned pick':<34} {'unit':<22} {'tuned':>9} "
@@ -306,22 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "ratios: how many times better the tuned pick is (latency: default/tuned; throughput: tuned/default)"
     )
-    report = {
-        "benchmark": "tune",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/tune.py" + (" --quick" if args.quick else ""),
-        "machine": machine_summary(),
-        "cores": cores,
-        "settings": {
-            "duration_s": args.duration,
-            "repeats": args.repeats,
-            "tune_budget_s": args.tune_budget,
-            "throughput_batches": args.batches,
-        },
-        "results": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
+    _write(args.out, rows, args, cores)
     print(f"wrote {args.out}")
     return 0
 

@@ -94,10 +94,10 @@ def test_report_names_accelerated_and_fallen_back(script, stock_result, tmp_path
 
 def test_arguments_and_exit_code_pass_through(script, tmp_path, capfd):
     out = tmp_path / "out.json"
-    code = main(["ml", "run", "--policy", "all", str(script), str(out), "3"])
+    code = main(["ml", "run", "--policy", "all", str(script), str(out), "3", "--policy", "x", "-h"])
     err = capfd.readouterr().err
     assert code == 3
-    assert json.loads(out.read_text())["argv"] == [str(out), "3"]
+    assert json.loads(out.read_text())["argv"] == [str(out), "3", "--policy", "x", "-h"]  # all for the script
     assert "exit code 3" in err and "KMeans.fit" in err  # the report is still printed
     assert "exited with code 3" in err
 

@@ -91,13 +91,17 @@ def expected(digits_arrays, digits_onnx_package):
     import onnxruntime as ort
 
     x, y = digits_arrays
-    session = ort.InferenceSession(str(Path(digits_onnx_package) / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(Path(digits_onnx_package) / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     return x[:64], y[:64], session.run(["logits"], {"input": x[:64]})[0]
 
 
 def v2_body(x: np.ndarray, **extra) -> dict:
-    return {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
-            **extra}
+    return {
+        "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
+        **extra,
+    }
 
 
 def assert_error(r: httpx.Response, status: int, *words: str) -> str:
@@ -147,13 +151,26 @@ def test_v2_infer_json_answers_the_engines_logits(client, expected):
 
 def test_v2_infer_binary_extension_both_ways(client, expected):
     x, _, logits = expected
-    header = {"inputs": [{"name": "input", "shape": [8, 1, 32, 32], "datatype": "FP32",
-                          "parameters": {"binary_data_size": x[:8].nbytes}}],
-              "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}
+    header = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [8, 1, 32, 32],
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": x[:8].nbytes},
+            }
+        ],
+        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+    }
     head = json.dumps(header).encode()
-    r = client.post("/v2/models/digits/infer", content=head + x[:8].tobytes(),
-                    headers={"Inference-Header-Content-Length": str(len(head)),
-                             "content-type": "application/octet-stream"})
+    r = client.post(
+        "/v2/models/digits/infer",
+        content=head + x[:8].tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(head)),
+            "content-type": "application/octet-stream",
+        },
+    )
     assert r.status_code == 200, r.text
     n = int(r.headers["inference-header-content-length"])
     meta = json.loads(r.content[:n])
@@ -165,14 +182,26 @@ def test_v2_infer_binary_extension_both_ways(client, expected):
 
 def test_v2_binary_input_with_json_output(client, expected):
     x, _, logits = expected
-    header = {"inputs": [{"name": "input", "shape": [2, 1, 32, 32], "datatype": "FP32",
-                          "parameters": {"binary_data_size": x[:2].nbytes}}]}
+    header = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [2, 1, 32, 32],
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": x[:2].nbytes},
+            }
+        ]
+    }
     head = json.dumps(header).encode()
-    r = client.post("/v2/models/digits/infer", content=head + x[:2].tobytes(),
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+    r = client.post(
+        "/v2/models/digits/infer",
+        content=head + x[:2].tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-    np.testing.assert_allclose(np.asarray(r.json()["outputs"][0]["data"]).reshape(2, 10), logits[:2], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(r.json()["outputs"][0]["data"]).reshape(2, 10), logits[:2], rtol=1e-4, atol=1e-5
+    )
 
 
 # -- TF-Serving --------------------------------------------------------------------------------
@@ -199,8 +228,11 @@ def test_raw_png_upload_answers_the_right_label(client, expected):
     x, y, logits = expected
     right = 0
     for i in range(12):
-        r = client.post("/v1/models/digits/predict?top_k=3", content=png_bytes(x[i, 0]),
-                        headers={"content-type": "image/png"})
+        r = client.post(
+            "/v1/models/digits/predict?top_k=3",
+            content=png_bytes(x[i, 0]),
+            headers={"content-type": "image/png"},
+        )
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
         assert len(preds) == 3 and preds[0]["score"] >= preds[1]["score"]
@@ -248,13 +280,15 @@ def test_batching_under_concurrency_keeps_every_answer_its_own(server, client, e
     pngs = [png_bytes(x[i, 0]) for i in range(len(x))]
 
     async def burst() -> list[tuple[int, dict]]:
-        async with httpx.AsyncClient(base_url=server, timeout=30,
-                                     limits=httpx.Limits(max_connections=64)) as ac:
+        async with httpx.AsyncClient(
+            base_url=server, timeout=30, limits=httpx.Limits(max_connections=64)
+        ) as ac:
+
             async def one(i: int):
                 if i % 2:
                     r = await ac.post("/v1/models/digits/predict", content=pngs[i])
                     return i, r.json()["predictions"][0]["label"]
-                r = await ac.post("/v2/models/digits/infer", json=v2_body(x[i:i + 1]))
+                r = await ac.post("/v2/models/digits/infer", json=v2_body(x[i : i + 1]))
                 return i, str(int(np.argmax(r.json()["outputs"][0]["data"])))
 
             return await asyncio.gather(*(one(i) for i in range(len(x))))
@@ -276,28 +310,99 @@ def test_batching_under_concurrency_keeps_every_answer_its_own(server, client, e
 BAD_V2 = [
     ("malformed JSON", b'{"inputs": [', {}, 400, ["not valid json"]),
     ("missing inputs", b'{"id": "x"}', {}, 400, ["no 'inputs'"]),
-    ("missing shape", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "data": [1]}]}).encode(), {}, 400,
-     ["no 'shape'"]),
-    ("missing data", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 32, 32]}]}).encode(),
-     {}, 400, ["no 'data'"]),
-    ("wrong datatype", json.dumps({"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 1, 32, 32],
-                                               "data": [0] * 1024}]}).encode(), {}, 400, ["INT64", "FP32"]),
-    ("unknown datatype", json.dumps({"inputs": [{"name": "input", "datatype": "FP99", "shape": [1],
-                                                 "data": [0]}]}).encode(), {}, 400, ["FP99"]),
-    ("wrong shape", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 16, 16],
-                                            "data": [0.0] * 256}]}).encode(), {}, 400, ["dimension 2 is 16", "32"]),
-    ("data does not fit shape", json.dumps({"inputs": [{"name": "input", "datatype": "FP32",
-                                                        "shape": [1, 1, 32, 32], "data": [0.0] * 10}]}).encode(),
-     {}, 400, ["10 values", "1024"]),
-    ("strings for FP32", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1],
-                                                 "data": ["a"]}]}).encode(), {}, 400, ["string"]),
-    ("unknown input", json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 1, 32, 32],
-                                              "data": [0.0] * 1024}]}).encode(), {}, 400, ["pixels"]),
-    ("binary header length beyond body", b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400,
-     ["999"]),
-    ("binary size mismatch", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 32, 32],
-                                                     "parameters": {"binary_data_size": 12}}]}).encode(),
-     {"Inference-Header-Content-Length": "{len}"}, 400, ["binary_data_size 12", "4096"]),
+    (
+        "missing shape",
+        json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "data": [1]}]}).encode(),
+        {},
+        400,
+        ["no 'shape'"],
+    ),
+    (
+        "missing data",
+        json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 32, 32]}]}).encode(),
+        {},
+        400,
+        ["no 'data'"],
+    ),
+    (
+        "wrong datatype",
+        json.dumps(
+            {"inputs": [{"name": "input", "datatype": "INT64", "shape": [1, 1, 32, 32], "data": [0] * 1024}]}
+        ).encode(),
+        {},
+        400,
+        ["INT64", "FP32"],
+    ),
+    (
+        "unknown datatype",
+        json.dumps({"inputs": [{"name": "input", "datatype": "FP99", "shape": [1], "data": [0]}]}).encode(),
+        {},
+        400,
+        ["FP99"],
+    ),
+    (
+        "wrong shape",
+        json.dumps(
+            {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 16, 16], "data": [0.0] * 256}]}
+        ).encode(),
+        {},
+        400,
+        ["dimension 2 is 16", "32"],
+    ),
+    (
+        "data does not fit shape",
+        json.dumps(
+            {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 32, 32], "data": [0.0] * 10}]}
+        ).encode(),
+        {},
+        400,
+        ["10 values", "1024"],
+    ),
+    (
+        "strings for FP32",
+        json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1], "data": ["a"]}]}).encode(),
+        {},
+        400,
+        ["string"],
+    ),
+    (
+        "unknown input",
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "pixels", "datatype": "FP32", "shape": [1, 1, 32, 32], "data": [0.0] * 1024}
+                ]
+            }
+        ).encode(),
+        {},
+        400,
+        ["pixels"],
+    ),
+    (
+        "binary header length beyond body",
+        b'{"inputs": []}',
+        {"Inference-Header-Content-Length": "999"},
+        400,
+        ["999"],
+    ),
+    (
+        "binary size mismatch",
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "datatype": "FP32",
+                        "shape": [1, 1, 32, 32],
+                        "parameters": {"binary_data_size": 12},
+                    }
+                ]
+            }
+        ).encode(),
+        {"Inference-Header-Content-Length": "{len}"},
+        400,
+        ["binary_data_size 12", "4096"],
+    ),
 ]
 
 
@@ -312,7 +417,9 @@ def test_bad_v2_requests_get_one_line_errors(client, expected, case, body, heade
 def test_unknown_model_and_version(client, expected):
     assert_error(client.post("/v2/models/nope/infer", json=v2_body(expected[0][:1])), 404, "'nope'", "digits")
     assert_error(client.get("/v2/models/digits/versions/9"), 404, "version 9", "does not exist")
-    assert_error(client.post("/v2/models/digits/versions/abc/infer", json=v2_body(expected[0][:1])), 404, "'abc'")
+    assert_error(
+        client.post("/v2/models/digits/versions/abc/infer", json=v2_body(expected[0][:1])), 404, "'abc'"
+    )
     assert_error(client.post("/v1/models/nope:predict", json={"instances": [1]}), 404, "'nope'")
     assert_error(client.post("/v1/models/nope/predict", content=b"x"), 404, "'nope'")
     assert_error(client.get("/v2/nothing/here"), 404, "no route")
@@ -324,7 +431,9 @@ def test_bad_tfserving_and_plain_requests(client, expected):
     assert_error(client.post("/v1/models/digits:predict", json={"instances": [["a"]]}), 400, "not numbers")
     assert_error(client.post("/v1/models/digits:predict", json={"instances": [[1.0, 2.0]]}), 400, "rank")
     assert_error(client.post("/v1/models/digits:predict", content=b"{nope"), 400, "not valid json")
-    assert_error(client.post("/v1/models/digits/predict", content=b"this is not an image"), 400, "not an image")
+    assert_error(
+        client.post("/v1/models/digits/predict", content=b"this is not an image"), 400, "not an image"
+    )
     assert_error(client.post("/v1/models/digits/predict", content=b""), 400, "empty")
     assert_error(client.post("/v1/models/digits/predict", json={"text": "hi"}), 400, "raw image")
     assert_error(client.post("/v1/models/digits/predict?top_k=zero", content=b"x"), 400, "top_k")
@@ -360,7 +469,9 @@ def test_handler_answers_and_its_failure_stays_its_own(client, expected):
     # tensors through a handler (v2)
     r = client.post("/v2/models/echo/infer", json=v2_body(expected[0][:1]))
     assert r.status_code == 200
-    np.testing.assert_allclose(np.asarray(r.json()["outputs"][0]["data"]), expected[0][:1].ravel() * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(r.json()["outputs"][0]["data"]), expected[0][:1].ravel() * 2, rtol=1e-6
+    )
 
 
 def test_handler_exception_fails_only_its_own_request_in_a_shared_batch(server):
@@ -388,8 +499,12 @@ def test_repository_index_load_and_unload(repo, expected):
         index = {(m["name"], m["version"]): m["state"] for m in c.get("/v2/repository/index").json()}
         assert index == {("digits", "1"): "READY", ("echo", "1"): "READY"}
         assert c.post("/v2/repository/models/digits/unload").json()["state"] == "UNAVAILABLE"
-        assert_error(c.post("/v2/models/digits/infer", json=v2_body(expected[0][:1])), 503, "not loaded", "load")
-        assert {m["name"]: m["state"] for m in c.post("/v2/repository/index").json()}["digits"] == "UNAVAILABLE"
+        assert_error(
+            c.post("/v2/models/digits/infer", json=v2_body(expected[0][:1])), 503, "not loaded", "load"
+        )
+        assert {m["name"]: m["state"] for m in c.post("/v2/repository/index").json()}[
+            "digits"
+        ] == "UNAVAILABLE"
         assert c.get("/v2/health/ready").status_code == 200  # the loaded models are ready
         r = c.post("/v2/repository/models/digits/load")
         assert r.status_code == 200 and r.json()["state"] == "READY"
@@ -429,20 +544,26 @@ def test_bearer_token_guards_everything_but_health(digits_onnx_package, expected
         assert_error(r, 401, "wrong bearer token")
         assert r.headers["www-authenticate"] == "Bearer"
         assert c.get("/v2/health/live").status_code == 200 and c.get("/v2/health/ready").status_code == 200
-        ok = c.post("/v2/models/digits/infer", json=v2_body(expected[0][:1]), headers={"authorization": "Bearer s3cret"})
+        ok = c.post(
+            "/v2/models/digits/infer",
+            json=v2_body(expected[0][:1]),
+            headers={"authorization": "Bearer s3cret"},
+        )
         assert ok.status_code == 200
 
 
 def test_request_ids_access_log_metrics_and_docs(client, expected, caplog):
     with caplog.at_level(logging.INFO, logger="cpuai.serve.access"):
-        r = client.post("/v2/models/digits/infer", json=v2_body(expected[0][:1]), headers={"x-request-id": "abc-123"})
+        r = client.post(
+            "/v2/models/digits/infer", json=v2_body(expected[0][:1]), headers={"x-request-id": "abc-123"}
+        )
         time.sleep(0.05)
     assert r.headers["x-request-id"] == "abc-123" and r.json()["id"] == "abc-123"
     assert any("abc-123" in m and "/v2/models/digits/infer" in m and " 200 " in m for m in caplog.messages)
     assert len(client.get("/v2").headers["x-request-id"]) == 32  # generated when not given
     metrics = client.get("/metrics").text
     assert 'cpuai_requests_total{code="200",model="digits",protocol="v2"}' in metrics
-    assert 'cpuai_request_seconds_bucket' in metrics and 'cpuai_queue_depth{model="digits"}' in metrics
+    assert "cpuai_request_seconds_bucket" in metrics and 'cpuai_queue_depth{model="digits"}' in metrics
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/v2/models/{name}/infer" in client.get("/openapi.json").json()["paths"]
@@ -451,10 +572,12 @@ def test_request_ids_access_log_metrics_and_docs(client, expected, caplog):
 def test_full_queue_answers_503_with_retry_after(repo):
     app = create_app(repo, ServeConfig(max_queue=1, max_batch=1))
     with ServerThread(app) as url:
+
         async def go():
             async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
-                return await asyncio.gather(*(ac.post("/v1/models/echo/predict", content=b"sleep:0.2")
-                                              for _ in range(6)))
+                return await asyncio.gather(
+                    *(ac.post("/v1/models/echo/predict", content=b"sleep:0.2") for _ in range(6))
+                )
 
         answers = asyncio.run(go())
     codes = sorted(r.status_code for r in answers)
@@ -481,3 +604,31 @@ def test_graceful_shutdown_drains_requests_in_flight(repo):
     thread.thread.join(timeout=30)
     assert results[0].status_code == 200 and results[0].json()["result"]["length"] == 9
     assert not thread.thread.is_alive()
+
+
+def test_deploy_section_from_tune_sizes_the_engines(digits_onnx_package, tmp_path, expected):
+    tuned = pkgmod.copy_with(
+        pkgmod.read(digits_onnx_package),
+        tmp_path / "tuned",
+        deploy=pkgmod.Deploy(backend="onnxruntime", threads=1, streams=2, hint="throughput"),
+    )
+    x, _, logits = expected
+    with ServerThread(create_app(tuned.path, ServeConfig(cores=2))) as url, httpx.Client(base_url=url) as c:
+        params = c.get("/v2/models/digits").json()["parameters"]
+        assert (params["threads"], params["streams"], params["instances"], params["plan_source"]) == (
+            1,
+            2,
+            1,
+            "deploy",
+        )
+
+        async def burst():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+                return await asyncio.gather(
+                    *(ac.post("/v2/models/digits/infer", json=v2_body(x[i : i + 1])) for i in range(32))
+                )
+
+        for i, r in enumerate(asyncio.run(burst())):  # two streams in flight, every answer still its own
+            np.testing.assert_allclose(
+                np.asarray(r.json()["outputs"][0]["data"]), logits[i], rtol=1e-4, atol=1e-5
+            )

@@ -51,8 +51,11 @@ def reference(minilm):
     feeds, vectors = [], []
     for text in TEXTS:
         e = tok.encode(text)
-        f = {"input_ids": np.asarray([e.ids], np.int64), "attention_mask": np.asarray([e.attention_mask], np.int64),
-             "token_type_ids": np.asarray([e.type_ids], np.int64)}
+        f = {
+            "input_ids": np.asarray([e.ids], np.int64),
+            "attention_mask": np.asarray([e.attention_mask], np.int64),
+            "token_type_ids": np.asarray([e.type_ids], np.int64),
+        }
         hidden = session.run(["last_hidden_state"], f)[0]
         v = hidden[0].mean(axis=0)
         vectors.append(v / np.linalg.norm(v))
@@ -75,8 +78,12 @@ def test_v2_metadata_and_json_infer_on_minilm(server, minilm, reference):
         assert [i["name"] for i in meta["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
         assert meta["inputs"][0]["datatype"] == "INT64" and meta["outputs"][0]["shape"] == [-1, -1, 384]
         f = feeds[0]
-        body = {"inputs": [{"name": k, "shape": list(v.shape), "datatype": "INT64", "data": v.ravel().tolist()}
-                           for k, v in f.items()]}
+        body = {
+            "inputs": [
+                {"name": k, "shape": list(v.shape), "datatype": "INT64", "data": v.ravel().tolist()}
+                for k, v in f.items()
+            ]
+        }
         r = c.post(f"/v2/models/{name}/infer", json=body)
         assert r.status_code == 200, r.text
         out = r.json()["outputs"][0]
@@ -92,13 +99,26 @@ def test_v2_metadata_and_json_infer_on_minilm(server, minilm, reference):
 def test_v2_binary_infer_on_minilm(server, minilm, reference):
     feeds, vectors = reference
     f = feeds[3]
-    header = {"inputs": [{"name": k, "shape": list(v.shape), "datatype": "INT64",
-                          "parameters": {"binary_data_size": v.nbytes}} for k, v in f.items()],
-              "parameters": {"binary_data_output": True}}
+    header = {
+        "inputs": [
+            {
+                "name": k,
+                "shape": list(v.shape),
+                "datatype": "INT64",
+                "parameters": {"binary_data_size": v.nbytes},
+            }
+            for k, v in f.items()
+        ],
+        "parameters": {"binary_data_output": True},
+    }
     head = json.dumps(header).encode()
     raw = b"".join(v.tobytes() for v in f.values())
-    r = httpx.post(f"{server}/v2/models/{minilm.manifest.name}/infer", content=head + raw, timeout=60,
-                   headers={"Inference-Header-Content-Length": str(len(head))})
+    r = httpx.post(
+        f"{server}/v2/models/{minilm.manifest.name}/infer",
+        content=head + raw,
+        timeout=60,
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
     assert r.status_code == 200, r.text
     n = int(r.headers["inference-header-content-length"])
     out = json.loads(r.content[:n])["outputs"][0]
@@ -112,8 +132,9 @@ def test_plain_text_endpoint_batches_by_length_and_answers_each_its_own(server, 
 
     async def burst():
         async with httpx.AsyncClient(base_url=server, timeout=60) as ac:
-            return await asyncio.gather(*(ac.post("/service", json={"text": TEXTS[i % len(TEXTS)]})
-                                          for i in range(48)))
+            return await asyncio.gather(
+                *(ac.post("/service", json={"text": TEXTS[i % len(TEXTS)]}) for i in range(48))
+            )
 
     answers = asyncio.run(burst())
     for i, r in enumerate(answers):
@@ -129,9 +150,16 @@ def test_plain_text_endpoint_batches_by_length_and_answers_each_its_own(server, 
 
 def test_bad_text_requests(server):
     with httpx.Client(base_url=server, timeout=60) as c:
-        for body, words in [({"txt": "a"}, "'text' or 'texts'"), ({"text": ""}, "non-empty"),
-                            ({"texts": []}, "1 to 256"), ({"text": 5}, "non-empty string")]:
+        for body, words in [
+            ({"txt": "a"}, "'text' or 'texts'"),
+            ({"text": ""}, "non-empty"),
+            ({"texts": []}, "1 to 256"),
+            ({"text": 5}, "non-empty string"),
+        ]:
             r = c.post("/service", json=body)
             assert r.status_code == 400 and words in r.json()["error"], r.text
-        assert c.post("/service", content=b"\xff\xfe\xfa", headers={"content-type": "text/plain"}).status_code == 400
+        assert (
+            c.post("/service", content=b"\xff\xfe\xfa", headers={"content-type": "text/plain"}).status_code
+            == 400
+        )
         assert c.post("/service", json={"text": "still serving"}).status_code == 200

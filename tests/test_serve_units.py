@@ -183,7 +183,13 @@ def test_plan_never_oversubscribes_the_budget():
 def test_plan_uses_the_deploy_section_and_scales_it_to_the_budget():
     deploy = Deploy(backend="onnxruntime", threads=4, streams=2, instances=1, hint="throughput")
     p = plan(16, deploy)
-    assert (p.backend, p.threads, p.streams, p.hint, p.source) == ("onnxruntime", 4, 2, "throughput", "deploy")
+    assert (p.backend, p.threads, p.streams, p.hint, p.source) == (
+        "onnxruntime",
+        4,
+        2,
+        "throughput",
+        "deploy",
+    )
     small = plan(4, deploy)  # tuned on a bigger machine: threads shrink to fit
     assert small.cores <= 4 and small.streams == 2
     assert plan(4, deploy, instances=2, streams=1).source == "flags"
@@ -196,8 +202,12 @@ def test_v2_codec_round_trip_binary_and_json():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     specs, raw = encode_v2_outputs({"a": x, "b": x.astype(np.int64)}, {"a"})
     assert specs[0]["parameters"]["binary_data_size"] == 24 and specs[1]["data"] == list(range(6))
-    header = {"inputs": [dict(specs[0], parameters={"binary_data_size": 24}),
-                         {"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [[0, 1, 2], [3, 4, 5]]}]}
+    header = {
+        "inputs": [
+            dict(specs[0], parameters={"binary_data_size": 24}),
+            {"name": "b", "shape": [2, 3], "datatype": "INT64", "data": [[0, 1, 2], [3, 4, 5]]},
+        ]
+    }
     feeds, types = decode_v2_inputs(header, raw)
     np.testing.assert_array_equal(feeds["a"], x)
     assert feeds["b"].dtype == np.int64 and types == {"a": "FP32", "b": "INT64"}
@@ -207,8 +217,17 @@ def test_v2_codec_round_trip_binary_and_json():
         decode_v2_inputs({"inputs": [{"name": "b", "shape": [1], "datatype": "INT64", "data": [1]}]}, b"xx")
 
 
-@pytest.mark.parametrize("kwargs", [{"max_batch": 0}, {"max_delay_ms": -1}, {"instances": 0}, {"poll_seconds": 0},
-                                    {"backend": "tpu"}, {"max_body_bytes": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_batch": 0},
+        {"max_delay_ms": -1},
+        {"instances": 0},
+        {"poll_seconds": 0},
+        {"backend": "tpu"},
+        {"max_body_bytes": 0},
+    ],
+)
 def test_serve_config_rejects_bad_values(kwargs):
     with pytest.raises(ConfigError):
         ServeConfig(**kwargs)
@@ -233,8 +252,21 @@ def test_cli_loadtest_against_a_real_server(digits_onnx_package, tmp_path, capsy
     png = tmp_path / "digit.png"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(png)
     with ServerThread(create_app(digits_onnx_package, ServeConfig(access_log=False))) as url:
-        code = main(["loadtest", f"{url}/service", "-c", "4", "-n", "40", "--warmup", "2", "--payload", str(png),
-                     "--json"])
+        code = main(
+            [
+                "loadtest",
+                f"{url}/service",
+                "-c",
+                "4",
+                "-n",
+                "40",
+                "--warmup",
+                "2",
+                "--payload",
+                str(png),
+                "--json",
+            ]
+        )
         assert code == 0
         result = json.loads(capsys.readouterr().out)
         assert result["ok"] == 40 and result["errors"] == {} and result["rps"] > 0
@@ -248,9 +280,13 @@ def test_cli_loadtest_against_a_real_server(digits_onnx_package, tmp_path, capsy
 def test_cli_serve_process_serves_and_drains_on_sigterm(digits_onnx_package):
     port = free_port()
     exe = Path(sys.executable).with_name("cpuai")
-    proc = subprocess.Popen([str(exe), "serve", str(digits_onnx_package), "--port", str(port), "--token", "t0k"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "CPUAI_CORES": "2"})
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(digits_onnx_package), "--port", str(port), "--token", "t0k"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CPUAI_CORES": "2"},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):  # bounded wait for start-up (up to ~60 s)
@@ -262,9 +298,15 @@ def test_cli_serve_process_serves_and_drains_on_sigterm(digits_onnx_package):
             if proc.poll() is not None:
                 break
             time.sleep(0.1)
-        r = httpx.post(f"{url}/v2/models/digits/infer", headers={"authorization": "Bearer t0k"},
-                       json={"inputs": [{"name": "input", "shape": [1, 1, 32, 32], "datatype": "FP32",
-                                         "data": [0.0] * 1024}]})
+        r = httpx.post(
+            f"{url}/v2/models/digits/infer",
+            headers={"authorization": "Bearer t0k"},
+            json={
+                "inputs": [
+                    {"name": "input", "shape": [1, 1, 32, 32], "datatype": "FP32", "data": [0.0] * 1024}
+                ]
+            },
+        )
         assert r.status_code == 200, r.text
         assert httpx.get(f"{url}/v2/models/digits").status_code == 401
     finally:
@@ -272,3 +314,18 @@ def test_cli_serve_process_serves_and_drains_on_sigterm(digits_onnx_package):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "KServe v2" in out and "model digits v1 ready" in out
+
+
+def test_cli_serve_start_up_failures_are_one_line_errors(digits_onnx_package, tmp_path, capsys, monkeypatch):
+    from cpuai import package as pkgmod
+
+    monkeypatch.setenv("CPUAI_CORES", "2")
+    port = str(free_port())
+    assert main(["serve", str(digits_onnx_package), "--port", port, "--instances", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: 3 instance(s)") and "--instances 2" in err and "Traceback" not in err
+    broken = pkgmod.copy_with(pkgmod.read(digits_onnx_package), tmp_path / "broken")
+    (broken.path / "model.onnx").write_bytes(b"not an onnx file")
+    assert main(["serve", str(broken.path), "--port", port]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "onnxruntime cannot load" in err and "Traceback" not in err

@@ -33,15 +33,30 @@ def test_index_routes_share_auth_errors_and_metrics(served):
         r = c.post("/v1/indexes/digits-pixels/search", json={"vector": vectors[7].tolist(), "k": 3})
         assert r.status_code == 200, r.text
         assert r.json()["hits"][0][0]["id"] == 7  # a vector is its own nearest neighbour
-        added = c.post("/v1/indexes/digits-pixels/add", json={"vectors": [vectors[0].tolist()], "ids": [1000]})
+        added = c.post(
+            "/v1/indexes/digits-pixels/add", json={"vectors": [vectors[0].tolist()], "ids": [1000]}
+        )
         assert added.status_code == 200 and added.json()["count"] == 301
         assert c.post("/v1/indexes/digits-pixels/delete", json={"ids": [1000]}).json()["count"] == 300
         missing = c.post("/v1/indexes/nope/search", json={"vector": [0.0] * 64})
-        assert missing.status_code == 404 and list(missing.json()) == ["error"] and "nope" in missing.json()["error"]
+        assert (
+            missing.status_code == 404
+            and list(missing.json()) == ["error"]
+            and "nope" in missing.json()["error"]
+        )
         bad = c.post("/v1/indexes/digits-pixels/search", json={"k": 3})
         assert bad.status_code == 400 and list(bad.json()) == ["error"]
-        assert c.post("/v2/models/digits/infer", json={"inputs": [
-            {"name": "input", "shape": [1, 1, 32, 32], "datatype": "FP32", "data": [0.0] * 1024}]}).status_code == 200
+        assert (
+            c.post(
+                "/v2/models/digits/infer",
+                json={
+                    "inputs": [
+                        {"name": "input", "shape": [1, 1, 32, 32], "datatype": "FP32", "data": [0.0] * 1024}
+                    ]
+                },
+            ).status_code
+            == 200
+        )
         assert 'model="digits-pixels",protocol="vectors"' in c.get("/metrics").text
     r = httpx.post(f"{url}/v1/indexes/digits-pixels/search", json={"vector": vectors[0].tolist()})
     assert r.status_code == 401

@@ -63,7 +63,7 @@ class Step:
     artifact: Path
     resume_argv: list[str] | None = None  # used when a partial run left a resumable state
     partial: Path | None = None  # a path that exists when a previous run stopped midway
-    after: Callable[[], None] | None = None
+    capture: bool = False  # the command prints JSON on stdout: keep it as the artifact
 
     def done(self) -> bool:
         return self.artifact.exists()
@@ -121,9 +121,9 @@ def plan(settings: DemoSettings) -> list[Step]:
         ),
         Step(
             "Evaluate it on the test split (confusion matrix PNG)",
-            ["evaluate", str(p.trained), "--data", str(p.digits / "test"), "--plot", str(r / "confusion.png"),
-             "--json-out", str(r / "evaluate.json")],
+            ["evaluate", str(p.trained), "--data", str(p.digits), "--split", "test", "--plot", str(r / "confusion.png"), "--json"],
             r / "evaluate.json",
+            capture=True,
         ),
         Step("Convert to ONNX", ["convert", str(p.trained), "--to", "onnx", "--out", str(m("digits-fp32-onnx"))],
              m("digits-fp32-onnx") / "model.yaml"),
@@ -171,8 +171,9 @@ def plan(settings: DemoSettings) -> list[Step]:
         ),
         Step(
             "Run a sample semantic query",
-            ["vectors", "search", str(p.index), settings.query, "-k", "3", "--json-out", str(r / "search.json")],
+            ["vectors", "search", str(p.index), settings.query, "-k", "3", "--json"],
             r / "search.json",
+            capture=True,
         ),
     ]
     return steps
@@ -192,23 +193,37 @@ def run_step(step: Step, log: Path, echo: Callable[[str], None]) -> str:
         argv, how = step.resume_argv, "resumed"
         echo(f"  found an unfinished run in {step.partial}; resuming it")
     echo(f"  $ cpuai {shlex.join(argv)}")
+    tmp = step.artifact.with_name(f".{step.artifact.name}.partial")
     with log.open("a") as fh:
         fh.write(f"\n$ cpuai {shlex.join(argv)}\n")
         fh.flush()
-        proc = subprocess.Popen(_cpuai(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            fh.write(line)
-            echo("    " + line.rstrip("\n"))
-        rc = proc.wait()
+        out = tmp.open("w") if step.capture else subprocess.PIPE
+        try:
+            proc = subprocess.Popen(
+                _cpuai(argv),
+                stdout=out,
+                stderr=subprocess.PIPE if step.capture else subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
+            stream = proc.stderr if step.capture else proc.stdout
+            assert stream is not None
+            for line in stream:
+                fh.write(line)
+                echo("    " + line.rstrip("\n"))
+            rc = proc.wait()
+        finally:
+            if step.capture:
+                out.close()  # type: ignore[union-attr]
+    if step.capture and rc == 0:
+        os.replace(tmp, step.artifact)
+    tmp.unlink(missing_ok=True)
     if rc != 0 or not step.done():
         why = f"exit code {rc}" if rc != 0 else f"it did not write {step.artifact}"
         raise DemoError(
             f"demo step '{step.title}' failed ({why}): cpuai {shlex.join(argv)}",
             fix=f"see {log}; rerun 'cpuai demo' to continue from this step",
         )
-    if step.after is not None:
-        step.after()
     return how
 
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from cpuai.cli.output import console
-
 
 def serve(
     source: Path = typer.Argument(
@@ -67,13 +65,13 @@ def serve(
     app = create_app(source, config)
     url = f"http://{host}:{port}"
     names = ", ".join(app.state.registry.names()) or "no models"
-    say = lambda text: console.print(text, soft_wrap=True)  # noqa: E731
+    say = typer.echo
     say(f"cpuai serve: {names} from {source} on {core_budget()} core(s)")
     if app.state.indexes:
         say(f"  indexes     {url}/v1/indexes/<name>/search ({', '.join(app.state.indexes)})")
     say(f"  KServe v2   {url}/v2/models/<name>/infer")
     say(f"  TF-Serving  {url}/v1/models/<name>:predict")
-    console.print(
+    say(
         f"  plain       {url}/v1/models/<name>/predict"
         + (f"  and  {url}/service" if "," not in names else "")
     )

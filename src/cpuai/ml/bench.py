@@ -207,7 +207,8 @@ def run_bench(
         if gated:
             gate = allowed or set()
             variants["measured"] = timing.Variant(
-                item.accelerated, context=functools.partial(patching.gated, item.accelerated, gate, w.estimator)
+                item.accelerated,
+                context=functools.partial(patching.gated, item.accelerated, gate, w.estimator),
             )
         times = timing.time_variants(
             w, variants, data, threads=threads, repeats=repeats, min_seconds=min_seconds

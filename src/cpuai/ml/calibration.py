@@ -191,7 +191,8 @@ def calibrate(
             pair = {
                 "stock": timing.Variant(item.stock),
                 "mixed": timing.Variant(
-                    item.accelerated, context=functools.partial(patching.gated, item.accelerated, gate, w.estimator)
+                    item.accelerated,
+                    context=functools.partial(patching.gated, item.accelerated, gate, w.estimator),
                 ),
             }
             again = timing.time_variants(

@@ -209,8 +209,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        shared.gate = CoreGate(budget)  # bound to the serving loop
-        await registry.load_all()
+        shared.gate = CoreGate(budget)
+        try:
+            await registry.load_all()
+        except CpuaiError as err:  # reported on one line by server.run, not as a lifespan traceback
+            app.state.startup_error = err
+            raise
         poller = None
         if config.poll_seconds:
             poller = asyncio.get_running_loop().create_task(_poll(registry, config.poll_seconds))
@@ -233,6 +237,7 @@ def create_app(
         description="KServe v2, TF-Serving and plain task endpoints over cpuai model packages.",
     )
     app.state.registry = registry
+    app.state.startup_error = None
     app.state.metrics = metrics
     app.state.config = config
     _install_errors(app)

@@ -146,8 +146,9 @@ class ServedModel:
         loop = asyncio.get_running_loop()
         for engine in self.engines:
             await loop.run_in_executor(None, engine.close)
-        if self.handler is not None and callable(getattr(self.handler, "close", None)):
-            await loop.run_in_executor(None, self.handler.close)
+        closer = getattr(self.handler, "close", None)
+        if callable(closer):
+            await loop.run_in_executor(None, closer)
         if self._handler_pool is not None:
             self._handler_pool.shutdown(wait=False)
         self.state = "UNAVAILABLE"

@@ -6,6 +6,7 @@ requests in flight; then the lifespan drains every model's queue and closes its 
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -40,6 +41,20 @@ def uvicorn_config(app: Any, host: str, port: int, drain_seconds: float = 30.0) 
     )
 
 
+class _QuietStartupFailure(logging.Filter):
+    """Drop uvicorn's lifespan traceback when start-up failed on a user error (shown on one line instead)."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(getattr(self.app, "state", None), "startup_error", None) is None:
+            return True
+        text = record.getMessage()
+        return not (text.startswith("Traceback") or "startup failed" in text)
+
+
 def run(app: Any, *, host: str = "127.0.0.1", port: int = 8080, drain_seconds: float = 30.0) -> None:
     """Serve in the foreground until SIGINT/SIGTERM, then drain; SIGTERM after a clean drain exits 0."""
     import signal
@@ -53,10 +68,20 @@ def run(app: Any, *, host: str = "127.0.0.1", port: int = 8080, drain_seconds: f
                 self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
     server = _Server(uvicorn_config(app, host, port, drain_seconds))
+    quiet = _QuietStartupFailure(app)
+    logging.getLogger("uvicorn.error").addFilter(quiet)
     try:
         server.run()
+    except SystemExit:  # uvicorn exits with 3 when start-up fails
+        if getattr(getattr(app, "state", None), "startup_error", None) is None:
+            raise
     except OSError as err:
         raise ResourceError(f"cannot listen on {host}:{port}: {err}", fix="choose another --port") from None
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+    error = getattr(getattr(app, "state", None), "startup_error", None)
+    if error is not None:
+        raise error
     if not server.started:
         raise ResourceError(
             f"the server did not start on {host}:{port}", fix="check the log above; try another --port"
@@ -79,7 +104,6 @@ class ServerThread:
 
         self.host, self.port = host, port or free_port(host)
         self.server = uvicorn.Server(uvicorn_config(app, self.host, self.port, drain_seconds))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, name="cpuai-serve", daemon=True)
         self.start_timeout = start_timeout
 

@@ -13,7 +13,7 @@ router = APIRouter(tags=["TF-Serving"])
 
 @router.post("/v1/models/{name}:predict")
 @router.post("/v1/models/{name}/versions/{version}:predict")
-async def predict(request: Request, name: str, version: str | None = None) -> JSON:
+async def tf_predict(request: Request, name: str, version: str | None = None) -> JSON:
     """Run the model on ``instances`` or ``inputs``; answer ``predictions`` or ``outputs``."""
     tag(request, "tfserving", name)
     body = parse_json(await request.body())
