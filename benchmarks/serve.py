@@ -30,7 +30,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / ".cache"
+CACHE = (
+    Path(os.environ.get("CPUAI_BENCH_CACHE", Path.home() / ".cache" / "cpuai")) / "bench-serve"
+)  # packages built once
 RESULTS = HERE / "results" / "serve.json"
 BOUNDARY = "cpuaibenchboundary"
 SERVERS = ("cpuai-batch", "cpuai-nobatch", "fastapi", "litserve")
@@ -70,14 +72,14 @@ def multipart(data: bytes) -> bytes:
 
 
 def packages() -> dict[str, Path]:
-    """The two packages, built once into benchmarks/.cache."""
+    """The two packages, built once into ~/.cache/cpuai/bench-serve (or $CPUAI_BENCH_CACHE)."""
     import torch
 
     from cpuai import package as pkgmod
     from cpuai.models import minilm
     from cpuai.models.smallcnn import smallcnn
 
-    CACHE.mkdir(exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     text = CACHE / "minilm"
     if not (text / "model.yaml").exists():
         minilm.export(text, max_length=128)
@@ -285,6 +287,7 @@ def start_server(kind: str, model_dir: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, so LitServe's worker processes stop with it
     )
     health = "/health" if kind in ("fastapi", "litserve") else "/v2/health/ready"
     for _ in range(1200):
@@ -301,11 +304,16 @@ def start_server(kind: str, model_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    """SIGTERM the server's whole process group (LitServe forks workers), then SIGKILL if it lingers."""
+    import signal
+
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def summarise(results: dict[str, Any], levels: list[int]) -> dict[str, dict[str, float]]:

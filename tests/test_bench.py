@@ -297,7 +297,7 @@ def test_compare_backends_side_by_side_with_ratios(digits_onnx_package: Path, tm
         )
         == 0
     )
-    assert "comparison (ratios against the first entry)" in capsys.readouterr().out
+    assert "comparison: speed-up = first entry" in capsys.readouterr().out
     rows = json.loads(out.read_text())["comparison"]
     assert [(r["backend"], r["batch"]) for r in rows] == [
         ("onnxruntime", 1),

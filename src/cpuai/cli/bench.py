@@ -210,13 +210,10 @@ def show(report: Any) -> None:
         acc = report.accuracy
         eng = report.settings["engine"]
         console.print(
-            table(
-                f"accuracy of {report.packages[0]['name']} on {acc['data']} ({acc['count']} samples, "
-                f"{eng['backend']} {eng['precision']})",
-                ["metric", "value"],
-                [(k, v) for k, v in acc["values"].items()],
-            )
+            f"accuracy of {report.packages[0]['name']} on {acc['data']}: {acc['count']} samples, "
+            f"{eng['backend']} {eng['precision']} (the metric cpuai evaluate reports)"
         )
+        console.print(table(None, ["metric", "value"], [(k, v) for k, v in acc["values"].items()]))
         return
     if report.kind == "scaling":
         rows = report.extra["scaling"]
@@ -247,27 +244,14 @@ def show(report: Any) -> None:
         return
     if report.kind == "compare":
         rows = report.extra["comparison"]
+        short = {"onnxruntime": "ort", "openvino": "ov"}
         console.print(
             table(
-                "comparison (ratios against the first entry)",
-                [
-                    "#",
-                    "package",
-                    "precision",
-                    "backend",
-                    "batch",
-                    "median ms",
-                    "p99 ms",
-                    "samples/s",
-                    "latency speed-up",
-                    "throughput ratio",
-                ],
+                "comparison: speed-up = first entry's median / this median; ratio = this samples/s / first's",
+                ["entry", "batch", "median ms", "p99 ms", "samples/s", "speed-up", "ratio"],
                 [
                     (
-                        r["entry"],
-                        r["package"],
-                        r["precision"],
-                        r["backend"],
+                        f"{r['package']} {r['precision']} {short.get(r['backend'], r['backend'])}",
                         r["batch"],
                         r["median_ms"],
                         r["p99_ms"],
@@ -299,7 +283,7 @@ def show(report: Any) -> None:
                         r["p99_ms"],
                         r["min_ms"],
                         r["max_ms"],
-                        f"{r['spread']:.1%}" + ("" if r["stable"] else " (!)"),
+                        f"{r['spread']:.0%}" + ("" if r["stable"] else "!"),
                         r.get("sync_samples_per_s"),
                     )
                     for r in lat
@@ -333,6 +317,6 @@ def show(report: Any) -> None:
             f" + first inference {cs['first_infer_ms']:.2f} ms = {cs['total_ms']:.1f} ms"
         )
     if any(r.get("stable") is False for r in rows):
-        console.print("(!) spread above --max-spread: the round medians disagreed; the figures are noisy")
+        console.print("! spread above --max-spread: the round medians disagreed; these figures are noisy")
     for s in report.skipped:
         console.print(f"skipped {s['threads']} thread(s) × {s['streams']} stream(s): {s['reason']}")

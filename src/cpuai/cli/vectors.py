@@ -215,13 +215,13 @@ def search(
     if json_out:
         print_json({"query": query, "k": k, "hits": results[0] if len(results) == 1 else results})
         return
-    for n, hits in enumerate(results):
+    for n, shown in enumerate(results):
         title = f"top {k} for {query!r}" if query else f"top {k} for query vector {n}"
         console.print(
             table(
                 title,
                 ["rank", "id", "score", "text"],
-                [(h["rank"], h["id"], h["score"], (h["text"] or "")[:100]) for h in hits],
+                [(h["rank"], h["id"], h["score"], (h["text"] or "")[:100]) for h in shown],
             )
         )
 

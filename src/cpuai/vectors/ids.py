@@ -121,8 +121,9 @@ class IdMap:
             uniq, counts = np.unique(arr, return_counts=True)
             dups = uniq[counts > 1].tolist()
         else:
-            seen: set[Any] = set()
-            dups = list(dict.fromkeys(v for v in arr.tolist() if v in seen or seen.add(v)))
+            from collections import Counter
+
+            dups = [v for v, c in Counter(arr.tolist()).items() if c > 1]
         if dups:
             raise InvalidInput(
                 f"duplicate ids in one add: {_preview(dups)}", fix="give every vector its own id"

@@ -118,12 +118,13 @@ def new_faiss_index(params: IndexParams) -> Any:
 
     metric = faiss_metric(params.metric)
     d = params.dim
+    index: Any
     if params.kind == "flat":
         return faiss.IndexFlat(d, metric)
     if params.kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, params.M, metric)
     elif params.kind == "hnsw-sq8":
-        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, params.M, metric)
+        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, params.M, metric)  # type: ignore[arg-type]
     else:  # ivf-sq8
         coarse = faiss.IndexFlat(d, metric)
         index = faiss.IndexIVFScalarQuantizer(coarse, d, params.nlist, faiss.ScalarQuantizer.QT_8bit, metric)
@@ -136,7 +137,9 @@ def new_faiss_index(params: IndexParams) -> Any:
 
 def search_params(params: IndexParams, k: int, selector: Any = None) -> Any:
     """faiss per-call search parameters: ef_search / nprobe for this call, and an id selector."""
-    import faiss
+    import faiss as faiss_module
+
+    faiss: Any = faiss_module  # the wheel's stubs lack the keyword constructors
 
     if params.kind in HNSW_KINDS:
         return faiss.SearchParametersHNSW(efSearch=max(params.ef_search, k), sel=selector)

@@ -190,6 +190,7 @@ def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRoute
         index = store.get(name)
         if (req.vectors is None) == (req.texts is None) and req.vectors is None:
             raise InvalidInput("give vectors or texts to add", fix='e.g. {"texts": ["..."], "ids": [1]}')
+        vectors: Any
         if req.vectors is not None:
             vectors = req.vectors
         else:

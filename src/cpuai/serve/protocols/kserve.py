@@ -41,9 +41,13 @@ async def live() -> JSON:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> JSON:
-    """Ready when every model on disk that is meant to be served is loaded."""
+    """Ready when every model meant to be served is loaded and none failed to load."""
     reg = registry(request)
-    ok = bool(reg.models or request.app.state.indexes) and all(m.ready() for m in reg.models.values())
+    ok = (
+        bool(reg.models or request.app.state.indexes)
+        and not reg.failed
+        and all(m.ready() for m in reg.models.values())
+    )
     return JSON({"ready": ok}, status_code=200 if ok else 503)
 
 
