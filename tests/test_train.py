@@ -56,7 +56,7 @@ def _train(data: Path, job: Path, *extra: str) -> int:
     return main(["train", "image-classification", "--data", str(data), "--out", str(job), *SMALL, *extra])
 
 
-def _wait_for(predicate, timeout: float = 240.0, proc: subprocess.Popen | None = None) -> None:
+def _wait_for(predicate, timeout: float = 900.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

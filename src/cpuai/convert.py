@@ -603,7 +603,7 @@ def convert(
                 f"(max abs {agreement.max_abs:.3g}) is above the tolerance {tol:g}",
                 fix="check the model for ops that do not convert, or pass a larger --tolerance knowingly",
             )
-        log.info(
+        log.debug(
             "converted %s -> %s: max abs error %.3g, max rel error %.3g",
             source.label,
             to,

@@ -105,6 +105,15 @@ class Paths:
         return self.root / "indexes" / "docstrings"
 
 
+#: The packages the demo benchmarks side by side; the first (the trained TorchScript model) is the baseline.
+COMPARED = ("trained", "digits-fp32-onnx", "digits-fp32-ir", "digits-int8-onnx", "digits-int8-ir")
+
+
+def benchmarked(p: Paths) -> list[Path]:
+    """Package directories in COMPARED order."""
+    return [p.trained if name == "trained" else p.model(name) for name in COMPARED]
+
+
 def plan(settings: DemoSettings) -> list[Step]:
     """The demo's steps in order, with the exact cpuai command of each."""
     p = Paths(settings.workdir)
@@ -122,7 +131,7 @@ def plan(settings: DemoSettings) -> list[Step]:
         Step(
             "Evaluate it on the test split (confusion matrix PNG)",
             ["evaluate", str(p.trained), "--data", str(p.digits), "--split", "test", "--plot", str(r / "confusion.png"), "--json"],
-            r / "evaluate.json",
+            r / "evaluate-trained.json",
             capture=True,
         ),
         Step("Convert to ONNX", ["convert", str(p.trained), "--to", "onnx", "--out", str(m("digits-fp32-onnx"))],
@@ -139,7 +148,16 @@ def plan(settings: DemoSettings) -> list[Step]:
                 m(f"digits-int8-{fmt}") / "model.yaml",
             )
         )
-    compared = [str(p.trained), str(m("digits-fp32-onnx")), str(m("digits-fp32-ir")), str(m("digits-int8-onnx")), str(m("digits-int8-ir"))]
+    compared = [str(path) for path in benchmarked(p)]
+    for name in COMPARED[1:]:
+        steps.append(
+            Step(
+                f"Evaluate {name} on the test split",
+                ["evaluate", str(m(name)), "--data", str(p.digits), "--split", "test", "--json"],
+                r / f"evaluate-{name}.json",
+                capture=True,
+            )
+        )
     steps += [
         Step(
             "Benchmark FP32 vs INT8 on both backends (and PyTorch)",
@@ -167,7 +185,7 @@ def plan(settings: DemoSettings) -> list[Step]:
         Step(
             "Build an INT8 HNSW index over the docstrings",
             ["vectors", "build", "--input", str(p.corpus), "--model", str(m("minilm-int8")), "--kind", "hnsw-sq8", "--out", str(p.index)],
-            p.index / "index.yaml",
+            p.index / "index.json",
         ),
         Step(
             "Run a sample semantic query",
@@ -181,6 +199,11 @@ def plan(settings: DemoSettings) -> list[Step]:
 
 def _cpuai(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "cpuai", *argv]
+
+
+def _child_env() -> dict[str, str]:
+    # Steps print through a pipe: give their tables a readable width.
+    return {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "110")}
 
 
 def run_step(step: Step, log: Path, echo: Callable[[str], None]) -> str:
@@ -201,6 +224,7 @@ def run_step(step: Step, log: Path, echo: Callable[[str], None]) -> str:
         try:
             proc = subprocess.Popen(
                 _cpuai(argv),
+                env=_child_env(),
                 stdout=out,
                 stderr=subprocess.PIPE if step.capture else subprocess.STDOUT,
                 text=True,

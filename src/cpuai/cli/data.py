@@ -72,3 +72,26 @@ def ctr(
         f"wrote {result.rows} SYNTHETIC rows to {result.csv} (click rate {result.click_rate:.3f}); "
         f"the true model's AUC is {result.oracle_auc:.4f}; description in {result.description}"
     )
+
+
+@data_app.command("docstrings")
+def docstrings_cmd(
+    out: Path = typer.Option(..., "--out", help="Text file to write, one docstring per line."),
+    heldout: Path | None = typer.Option(None, "--heldout", help="Also write held-out docstrings (not in --out) here."),
+    heldout_count: int = typer.Option(200, "--heldout-count", help="How many held-out docstrings."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many docstrings in --out (default: all)."),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Write Python's own docstrings (real text, first paragraphs) as a corpus for embeddings and search."""
+    from cpuai.cli.output import console, print_json
+    from cpuai.data.corpus import split_docstrings, write_lines
+
+    corpus, held = split_docstrings(limit, heldout_count if heldout else 0)
+    write_lines(corpus, out)
+    if heldout:
+        write_lines(held, heldout)
+    summary = {"corpus": str(out), "texts": len(corpus), "heldout": str(heldout) if heldout else None, "heldout_texts": len(held)}
+    if json:
+        print_json(summary)
+        return
+    console.print(f"wrote {len(corpus)} docstrings to {out}" + (f" and {len(held)} held-out ones to {heldout}" if heldout else ""))
