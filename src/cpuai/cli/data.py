@@ -77,9 +77,13 @@ def ctr(
 @data_app.command("docstrings")
 def docstrings_cmd(
     out: Path = typer.Option(..., "--out", help="Text file to write, one docstring per line."),
-    heldout: Path | None = typer.Option(None, "--heldout", help="Also write held-out docstrings (not in --out) here."),
+    heldout: Path | None = typer.Option(
+        None, "--heldout", help="Also write held-out docstrings (not in --out) here."
+    ),
     heldout_count: int = typer.Option(200, "--heldout-count", help="How many held-out docstrings."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many docstrings in --out (default: all)."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="At most this many docstrings in --out (default: all)."
+    ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Write Python's own docstrings (real text, first paragraphs) as a corpus for embeddings and search."""
@@ -90,8 +94,16 @@ def docstrings_cmd(
     write_lines(corpus, out)
     if heldout:
         write_lines(held, heldout)
-    summary = {"corpus": str(out), "texts": len(corpus), "heldout": str(heldout) if heldout else None, "heldout_texts": len(held)}
+    summary = {
+        "corpus": str(out),
+        "texts": len(corpus),
+        "heldout": str(heldout) if heldout else None,
+        "heldout_texts": len(held),
+    }
     if json:
         print_json(summary)
         return
-    console.print(f"wrote {len(corpus)} docstrings to {out}" + (f" and {len(held)} held-out ones to {heldout}" if heldout else ""))
+    console.print(
+        f"wrote {len(corpus)} docstrings to {out}"
+        + (f" and {len(held)} held-out ones to {heldout}" if heldout else "")
+    )

@@ -89,7 +89,7 @@ def tune(
             [
                 (
                     r["rung"],
-                    r["backend"],
+                    SHORT.get(r["backend"], r["backend"]),
                     r["precision"],
                     f"{r['threads']}×{r['streams']}",
                     r["batch"],

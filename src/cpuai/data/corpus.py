@@ -24,11 +24,15 @@ def split_docstrings(limit: int | None, heldout: int, seed: int = 0) -> tuple[li
     from cpuai.data.docstrings import docstrings
 
     if heldout < 0:
-        raise ConfigError(f"--heldout-count must be 0 or more, got {heldout}", fix="pass e.g. --heldout-count 200")
+        raise ConfigError(
+            f"--heldout-count must be 0 or more, got {heldout}", fix="pass e.g. --heldout-count 200"
+        )
     every = docstrings(seed=seed)
     if limit is not None and limit <= 0:
-        raise ConfigError(f"--limit must be positive, got {limit}", fix="pass e.g. --limit 5000 or leave it out")
-    held = every[::max(1, len(every) // max(1, heldout))][:heldout] if heldout else []
+        raise ConfigError(
+            f"--limit must be positive, got {limit}", fix="pass e.g. --limit 5000 or leave it out"
+        )
+    held = every[:: max(1, len(every) // max(1, heldout))][:heldout] if heldout else []
     held_set = set(held)
     rest = [t for t in every if t not in held_set]
     if limit is not None:
