@@ -36,7 +36,7 @@ class DemoSettings:
     """How big the demo run is. ``quick`` is for CI: fewer epochs and trials, a smaller corpus.
 
     >>> DemoSettings.make(quick=True).epochs
-    3
+    6
     """
 
     workdir: Path
@@ -45,12 +45,13 @@ class DemoSettings:
     trials: int = 6
     corpus: int = 5000
     bench_seconds: float = 3.0
+    calib: int = 300
     query: str = "join two paths into one file system path"
 
     @classmethod
     def make(cls, *, workdir: Path = Path("demo-work"), quick: bool = False) -> DemoSettings:
         if quick:
-            return cls(workdir=workdir, quick=True, epochs=3, trials=3, corpus=800, bench_seconds=1.0)
+            return cls(workdir=workdir, quick=True, epochs=6, trials=3, corpus=800, bench_seconds=1.0, calib=100)
         return cls(workdir=workdir)
 
 
@@ -144,7 +145,7 @@ def plan(settings: DemoSettings) -> list[Step]:
             Step(
                 f"Quantize to INT8 within 1 % ({backend})",
                 ["quantize", str(m(f"digits-fp32-{fmt}")), "--calib", str(p.digits / "train"), "--eval", str(p.digits / "val"),
-                 "--tolerance", "1%", "--backend", backend, "--max-trials", str(settings.trials), "--out", str(m(f"digits-int8-{fmt}"))],
+                 "--tolerance", "1%", "--backend", backend, "--max-trials", str(settings.trials), "--calib-limit", str(settings.calib), "--out", str(m(f"digits-int8-{fmt}"))],
                 m(f"digits-int8-{fmt}") / "model.yaml",
             )
         )
@@ -179,7 +180,7 @@ def plan(settings: DemoSettings) -> list[Step]:
         Step(
             "Quantize MiniLM to INT8 (mean cosine >= 0.99)",
             ["quantize", str(m("minilm-fp32")), "--calib", str(p.corpus), "--eval", str(p.corpus_eval), "--tolerance", "0.01",
-             "--max-trials", str(settings.trials), "--out", str(m("minilm-int8"))],
+             "--max-trials", str(settings.trials), "--calib-limit", str(settings.calib), "--out", str(m("minilm-int8"))],
             m("minilm-int8") / "model.yaml",
         ),
         Step(
