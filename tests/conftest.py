@@ -16,12 +16,21 @@ DIGITS_SIZE = 32
 
 @pytest.fixture(scope="session")
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's handwritten digits upscaled to 1x32x32 float32 in [0, 1], and int64 labels."""
+    """scikit-learn's handwritten digits as 1x32x32 float32 in [0, 1], and int64 labels.
+
+    Made exactly as ``cpuai data digits`` writes its PNGs (uint8, bilinear resize), so a model
+    trained on these arrays scores the same on the exported image folder.
+    """
+    from PIL import Image
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    images = d.images.astype(np.float32) / 16.0  # (n, 8, 8)
-    images = np.kron(images, np.ones((4, 4), dtype=np.float32))[:, None, :, :]  # nearest upscale to 32x32
+    pixels = np.clip(d.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    resized = [
+        np.asarray(Image.fromarray(img, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR))
+        for img in pixels
+    ]
+    images = (np.stack(resized).astype(np.float32) / 255.0)[:, None, :, :]
     return images, d.target.astype(np.int64)
 
 

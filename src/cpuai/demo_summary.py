@@ -13,10 +13,10 @@ from typing import Any
 from cpuai import package as pkg
 
 LABELS = {
-    "trained": "PyTorch (TorchScript, as trained)",
-    "digits-fp32-onnx": "ONNX Runtime FP32",
+    "trained": "PyTorch FP32",
+    "digits-fp32-onnx": "ORT FP32",
     "digits-fp32-ir": "OpenVINO FP32",
-    "digits-int8-onnx": "ONNX Runtime INT8",
+    "digits-int8-onnx": "ORT INT8",
     "digits-int8-ir": "OpenVINO INT8",
 }
 
@@ -118,8 +118,8 @@ def render(summary: dict[str, Any]) -> None:
     ]
     console.print(
         table(
-            "digits CNN: test accuracy, batch-1 latency (ms), batch-32 throughput (images/s), speed-ups vs PyTorch",
-            ["model", "top-1", "p50 ms", "p99 ms", "img/s b32", "MB", "latency x", "throughput x"],
+            "digits CNN (PyTorch = the trained TorchScript model; batch 1 latency, batch 32 throughput)",
+            ["model", "top-1", "p50 ms", "p99 ms", "img/s", "MB", "lat. x", "thr. x"],
             rows,
         )
     )
