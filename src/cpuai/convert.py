@@ -11,7 +11,7 @@ beyond the tolerance is refused with ``ModelError`` (nothing is written). Source
 - a TensorFlow SavedModel directory or ``.keras`` file (needs ``pip install 'cpuai[tf]'``).
 
 ONNX exports use opset 17 or later with a dynamic batch axis (and a dynamic sequence axis for token
-inputs). The default exporter is the TorchScript-based one (``dynamo=False``); docs/bench-engines.md
+inputs). The default exporter is the TorchScript-based one (``dynamo=False``); docs/benchmarks.md#engines
 has the measurement behind that choice.
 """
 

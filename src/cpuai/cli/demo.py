@@ -23,18 +23,19 @@ def demo(
     A second run in the same WORKDIR reuses every finished step (and resumes an interrupted training job).
     """
     from cpuai import demo as pipeline
-    from cpuai.cli.output import console, print_json
+    from cpuai.cli.output import console, err_console, print_json
     from cpuai.demo_summary import render
 
+    say = err_console if json else console  # with --json, stdout holds only the JSON
     if fresh and workdir.exists():
-        console.print(f"starting clean: removing {workdir}")
+        say.print(f"starting clean: removing {workdir}")
         shutil.rmtree(workdir)
     elif workdir.exists() and any(workdir.iterdir()):
-        console.print(f"reusing what is already in {workdir} (pass --fresh to start clean)")
+        say.print(f"reusing what is already in {workdir} (pass --fresh to start clean)")
     settings = pipeline.DemoSettings.make(workdir=workdir, quick=quick)
+
     def echo(line: str) -> None:
-        if not json:
-            console.print(line, markup=False, highlight=False)
+        say.print(line, markup=False, highlight=False)
 
     summary = pipeline.run(settings, echo=echo)
     if json:

@@ -6,7 +6,7 @@ The backend rule for ``backend="auto"`` (also in docs/runtime.md):
 2. otherwise the package's format decides: ``openvino`` IR runs on OpenVINO, ``torchscript`` on
    PyTorch, and ``onnx`` on ONNX Runtime, which reads ONNX natively (OpenVINO can run the same file
    with ``backend="openvino"``, which is faster on Intel CPUs for large models; see
-   docs/bench-engines.md).
+   docs/benchmarks.md#engines).
 
 Threads × streams never exceed ``cpuai.hardware.core_budget()``. Asked for explicitly beyond it, the
 load is refused with ``ResourceError``; values from a ``deploy`` section made on a bigger machine are
