@@ -27,7 +27,9 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     pixels = np.clip(d.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
     resized = [
-        np.asarray(Image.fromarray(img, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR))
+        np.asarray(
+            Image.fromarray(img, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR)
+        )
         for img in pixels
     ]
     images = (np.stack(resized).astype(np.float32) / 255.0)[:, None, :, :]
@@ -71,7 +73,11 @@ def digits_onnx_package(digits_cnn, tmp_path_factory) -> Path:
         task="image-classification",
         format="onnx",
         precision="fp32",
-        inputs=[pkg.TensorSpec(name="input", dtype="float32", shape=[-1, 1, DIGITS_SIZE, DIGITS_SIZE], layout="NCHW")],
+        inputs=[
+            pkg.TensorSpec(
+                name="input", dtype="float32", shape=[-1, 1, DIGITS_SIZE, DIGITS_SIZE], layout="NCHW"
+            )
+        ],
         outputs=[pkg.TensorSpec(name="logits", dtype="float32", shape=[-1, 10])],
         preprocessing=pkg.Preprocessing(
             image=pkg.ImagePreprocessing(size=(DIGITS_SIZE, DIGITS_SIZE), color="gray", mean=[0.0], std=[1.0])

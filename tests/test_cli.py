@@ -71,7 +71,8 @@ def test_error_hierarchy():
 def test_console_script_starts_without_heavy_engines():
     code = (
         "import sys; from cpuai.cli.app import main; main(['--help']);"
-        "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'faiss', 'sklearnex', 'tensorflow') if m in sys.modules];"
+        "names = ('torch', 'onnxruntime', 'openvino', 'faiss', 'sklearnex', 'tensorflow');"
+        "heavy = [m for m in names if m in sys.modules];"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

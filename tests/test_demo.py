@@ -1,4 +1,4 @@
-"""The main job end to end: `cpuai demo --quick` runs, its summary matches the artifacts, and a rerun reuses them."""
+"""The main job end to end: `cpuai demo --quick` runs, its summary matches its artifacts, reruns reuse them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from cpuai.demo import COMPARED, DemoSettings, Paths, benchmarked, plan
 def _demo(workdir, *extra):
     proc = subprocess.run(
         [sys.executable, "-m", "cpuai", "demo", "--quick", "--workdir", str(workdir), "--json", *extra],
-        capture_output=True, text=True, timeout=1500,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -41,7 +43,9 @@ def test_summary_matches_the_artifacts(demo_run):
         b32 = next(r for r in bench["comparison"] if r["entry"] == entry and r["batch"] == 32)
         assert row["p50_ms_b1"] == b1["median_ms"] and row["p99_ms_b1"] == b1["p99_ms"]
         assert row["throughput_b32"] == b32["samples_per_s"]
-        assert row["latency_speedup_b1"] == pytest.approx(bench["comparison"][0]["median_ms"] / b1["median_ms"])
+        assert row["latency_speedup_b1"] == pytest.approx(
+            bench["comparison"][0]["median_ms"] / b1["median_ms"]
+        )
     precisions = {r["name"]: pkg.read(r["path"]).manifest.precision for r in summary["models"]}
     assert precisions["digits-int8-ir"] == precisions["digits-int8-onnx"] == "int8"
     # the tuned deployment was written into the package that serve will use
@@ -51,7 +55,9 @@ def test_summary_matches_the_artifacts(demo_run):
     assert minilm.precision == "int8" and summary["minilm"]["metrics"] == minilm.metrics
     assert (paths.reports / "confusion.png").stat().st_size > 1000
     assert summary["search"]["result"] == json.loads((paths.reports / "search.json").read_text())
-    assert any("cpuai serve" in c for c in summary["next"]) and any(c.startswith("curl") for c in summary["next"])
+    assert any("cpuai serve" in c for c in summary["next"]) and any(
+        c.startswith("curl") for c in summary["next"]
+    )
 
 
 @pytest.mark.slow

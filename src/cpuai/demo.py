@@ -51,7 +51,9 @@ class DemoSettings:
     @classmethod
     def make(cls, *, workdir: Path = Path("demo-work"), quick: bool = False) -> DemoSettings:
         if quick:
-            return cls(workdir=workdir, quick=True, epochs=6, trials=3, corpus=800, bench_seconds=1.0, calib=100)
+            return cls(
+                workdir=workdir, quick=True, epochs=6, trials=3, corpus=800, bench_seconds=1.0, calib=100
+            )
         return cls(workdir=workdir)
 
 
@@ -124,28 +126,69 @@ def plan(settings: DemoSettings) -> list[Step]:
         Step("Export the digits image folder", ["data", "digits", "--out", str(p.digits)], p.digits / "test"),
         Step(
             "Train the digits CNN",
-            ["train", "image-classification", "--data", str(p.digits), "--out", str(p.job), "--epochs", str(settings.epochs)],
+            [
+                "train",
+                "image-classification",
+                "--data",
+                str(p.digits),
+                "--out",
+                str(p.job),
+                "--epochs",
+                str(settings.epochs),
+            ],
             p.trained / "model.yaml",
             resume_argv=["train", "--resume", str(p.job)],
             partial=p.job,
         ),
         Step(
             "Evaluate it on the test split (confusion matrix PNG)",
-            ["evaluate", str(p.trained), "--data", str(p.digits), "--split", "test", "--plot", str(r / "confusion.png"), "--json"],
+            [
+                "evaluate",
+                str(p.trained),
+                "--data",
+                str(p.digits),
+                "--split",
+                "test",
+                "--plot",
+                str(r / "confusion.png"),
+                "--json",
+            ],
             r / "evaluate-trained.json",
             capture=True,
         ),
-        Step("Convert to ONNX", ["convert", str(p.trained), "--to", "onnx", "--out", str(m("digits-fp32-onnx"))],
-             m("digits-fp32-onnx") / "model.yaml"),
-        Step("Convert to OpenVINO IR", ["convert", str(m("digits-fp32-onnx")), "--to", "openvino", "--out", str(m("digits-fp32-ir"))],
-             m("digits-fp32-ir") / "model.yaml"),
+        Step(
+            "Convert to ONNX",
+            ["convert", str(p.trained), "--to", "onnx", "--out", str(m("digits-fp32-onnx"))],
+            m("digits-fp32-onnx") / "model.yaml",
+        ),
+        Step(
+            "Convert to OpenVINO IR",
+            ["convert", str(m("digits-fp32-onnx")), "--to", "openvino", "--out", str(m("digits-fp32-ir"))],
+            m("digits-fp32-ir") / "model.yaml",
+        ),
     ]
     for fmt, backend in (("ir", "openvino"), ("onnx", "onnxruntime")):
         steps.append(
             Step(
                 f"Quantize to INT8 within 1 % ({backend})",
-                ["quantize", str(m(f"digits-fp32-{fmt}")), "--calib", str(p.digits / "train"), "--eval", str(p.digits / "val"),
-                 "--tolerance", "1%", "--backend", backend, "--max-trials", str(settings.trials), "--calib-limit", str(settings.calib), "--out", str(m(f"digits-int8-{fmt}"))],
+                [
+                    "quantize",
+                    str(m(f"digits-fp32-{fmt}")),
+                    "--calib",
+                    str(p.digits / "train"),
+                    "--eval",
+                    str(p.digits / "val"),
+                    "--tolerance",
+                    "1%",
+                    "--backend",
+                    backend,
+                    "--max-trials",
+                    str(settings.trials),
+                    "--calib-limit",
+                    str(settings.calib),
+                    "--out",
+                    str(m(f"digits-int8-{fmt}")),
+                ],
                 m(f"digits-int8-{fmt}") / "model.yaml",
             )
         )
@@ -162,7 +205,17 @@ def plan(settings: DemoSettings) -> list[Step]:
     steps += [
         Step(
             "Benchmark FP32 vs INT8 on both backends (and PyTorch)",
-            ["bench", "--compare", *compared, "--batch", "1,32", "--duration", f"{settings.bench_seconds}s", "--json", str(r / "bench.json")],
+            [
+                "bench",
+                "--compare",
+                *compared,
+                "--batch",
+                "1,32",
+                "--duration",
+                f"{settings.bench_seconds}s",
+                "--json",
+                str(r / "bench.json"),
+            ],
             r / "bench.json",
         ),
         Step(
@@ -170,22 +223,59 @@ def plan(settings: DemoSettings) -> list[Step]:
             ["tune", str(m("digits-int8-ir")), "--objective", "latency", "--json", str(r / "tune.json")],
             r / "tune.json",
         ),
-        Step("Build the MiniLM text-embedding package", ["models", "export", "minilm", "--out", str(m("minilm-fp32"))],
-             m("minilm-fp32") / "model.yaml"),
+        Step(
+            "Build the MiniLM text-embedding package",
+            ["models", "export", "minilm", "--out", str(m("minilm-fp32"))],
+            m("minilm-fp32") / "model.yaml",
+        ),
         Step(
             "Write Python's docstrings as a text corpus",
-            ["data", "docstrings", "--out", str(p.corpus), "--heldout", str(p.corpus_eval), "--limit", str(settings.corpus)],
+            [
+                "data",
+                "docstrings",
+                "--out",
+                str(p.corpus),
+                "--heldout",
+                str(p.corpus_eval),
+                "--limit",
+                str(settings.corpus),
+            ],
             p.corpus_eval,
         ),
         Step(
             "Quantize MiniLM to INT8 (mean cosine >= 0.99)",
-            ["quantize", str(m("minilm-fp32")), "--calib", str(p.corpus), "--eval", str(p.corpus_eval), "--tolerance", "0.01",
-             "--max-trials", str(settings.trials), "--calib-limit", str(settings.calib), "--out", str(m("minilm-int8"))],
+            [
+                "quantize",
+                str(m("minilm-fp32")),
+                "--calib",
+                str(p.corpus),
+                "--eval",
+                str(p.corpus_eval),
+                "--tolerance",
+                "0.01",
+                "--max-trials",
+                str(settings.trials),
+                "--calib-limit",
+                str(settings.calib),
+                "--out",
+                str(m("minilm-int8")),
+            ],
             m("minilm-int8") / "model.yaml",
         ),
         Step(
             "Build an INT8 HNSW index over the docstrings",
-            ["vectors", "build", "--input", str(p.corpus), "--model", str(m("minilm-int8")), "--kind", "hnsw-sq8", "--out", str(p.index)],
+            [
+                "vectors",
+                "build",
+                "--input",
+                str(p.corpus),
+                "--model",
+                str(m("minilm-int8")),
+                "--kind",
+                "hnsw-sq8",
+                "--out",
+                str(p.index),
+            ],
             p.index / "index.json",
         ),
         Step(

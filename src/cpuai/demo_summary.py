@@ -73,8 +73,11 @@ def summarize(paths: Any, settings: Any) -> dict[str, Any]:
         "workdir": str(paths.root),
         "quick": settings.quick,
         "models": model_rows(paths),
-        "tuned": {"path": str(int8.path), "deploy": int8.manifest.deploy.model_dump() if int8.manifest.deploy else None,
-                  "why": tune.get("why")},
+        "tuned": {
+            "path": str(int8.path),
+            "deploy": int8.manifest.deploy.model_dump() if int8.manifest.deploy else None,
+            "why": tune.get("why"),
+        },
         "minilm": {
             "path": str(paths.model("minilm-int8")),
             "precision": minilm.precision,
@@ -95,7 +98,7 @@ def next_commands(paths: Any, sample: Path | None) -> list[str]:
         f"curl -X POST http://127.0.0.1:8080/service -T {image}",
         f"cpuai serve {paths.index.parent} --port 8081",
         "curl -X POST http://127.0.0.1:8081/v1/indexes/docstrings/search -H 'content-type: application/json' "
-        "-d '{\"text\": \"read a file line by line\", \"k\": 3}'",
+        '-d \'{"text": "read a file line by line", "k": 3}\'',
     ]
 
 
@@ -132,7 +135,8 @@ def render(summary: dict[str, Any]) -> None:
     mini = summary["minilm"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in mini["metrics"].items() if isinstance(v, float))
     console.print(
-        f"MiniLM text embeddings: {mini['precision']} package {mini['size_mb']:.1f} MB (FP32 {mini['fp32_size_mb']:.1f} MB); {shown}",
+        f"MiniLM text embeddings: {mini['precision']} package {mini['size_mb']:.1f} MB "
+        f"(FP32 {mini['fp32_size_mb']:.1f} MB); {shown}",
         markup=False,
     )
     hits = summary["search"]["result"]

@@ -199,7 +199,9 @@ def _describe(err: ValidationError, source: str) -> ManifestError:
 def validate_manifest(data: Any, source: str = MANIFEST) -> Manifest:
     """Validate a manifest dictionary; raise ManifestError naming the field, the value and the fix."""
     if not isinstance(data, dict):
-        raise ManifestError(f"{source} does not hold a mapping", fix="write model.yaml as YAML key: value pairs")
+        raise ManifestError(
+            f"{source} does not hold a mapping", fix="write model.yaml as YAML key: value pairs"
+        )
     try:
         return Manifest.model_validate(data)
     except ValidationError as err:
@@ -379,7 +381,10 @@ class Repository:
     def path(self, name: str, version: int | None = None) -> Path:
         versions = self.versions(name)
         if not versions:
-            raise ModelError(f"model '{name}' is not in repository {self.root}", fix="list it with GET /v2/repository/index")
+            raise ModelError(
+                f"model '{name}' is not in repository {self.root}",
+                fix="list it with GET /v2/repository/index",
+            )
         if version is None:
             version = versions[-1]
         if version not in versions:
@@ -395,7 +400,11 @@ class Repository:
     def latest_version_dir(self, *, missing_ok: bool = False) -> Path | None:
         """For a ``repo/<name>`` directory: its newest version directory."""
         versions = sorted(
-            (int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit() and (p / MANIFEST).exists()),
+            (
+                int(p.name)
+                for p in self.root.iterdir()
+                if p.is_dir() and p.name.isdigit() and (p / MANIFEST).exists()
+            ),
         )
         if not versions:
             if missing_ok:

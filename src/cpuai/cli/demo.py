@@ -13,12 +13,14 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    workdir: Path = typer.Option(Path("demo-work"), "--workdir", help="Where every artifact of the demo goes."),
+    workdir: Path = typer.Option(
+        Path("demo-work"), "--workdir", help="Where every artifact of the demo goes."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Fewer epochs and trials, a smaller corpus (for CI)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete WORKDIR first and start clean."),
     json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Train, convert, quantize, benchmark and tune a digits CNN, then build a semantic search; print the summary.
+    """Train, convert, quantize, bench and tune a digits CNN, then build a semantic search; print a summary.
 
     A second run in the same WORKDIR reuses every finished step (and resumes an interrupted training job).
     """

@@ -16,7 +16,9 @@ err_console = Console(stderr=True, highlight=False)
 
 def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON to stdout (numpy scalars and arrays allowed)."""
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
+    sys.stdout.write(
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    )
     sys.stdout.write("\n")
 
 

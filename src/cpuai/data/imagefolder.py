@@ -39,16 +39,24 @@ class ImageFolder:
         return iter(self.samples)
 
     @classmethod
-    def open(cls, root: str | Path, split: str | None = None, *, classes: list[str] | None = None) -> ImageFolder:
+    def open(
+        cls, root: str | Path, split: str | None = None, *, classes: list[str] | None = None
+    ) -> ImageFolder:
         """Scan ``root`` (or ``root/split``); ``classes`` fixes the label order (e.g. a package's labels)."""
         base = Path(root)
         if not base.is_dir():
-            raise DataError(f"data folder {base} does not exist", fix="check the path, or export one with 'cpuai data digits --out DIR'")
+            raise DataError(
+                f"data folder {base} does not exist",
+                fix="check the path, or export one with 'cpuai data digits --out DIR'",
+            )
         if split is None and has_splits(base):
             split = "test" if (base / "test").is_dir() else next(s for s in SPLITS if (base / s).is_dir())
         if split is not None:
             if not (base / split).is_dir():
-                raise DataError(f"data folder {base} has no '{split}' split", fix=f"create {base / split}/<label>/ or pass another split")
+                raise DataError(
+                    f"data folder {base} has no '{split}' split",
+                    fix=f"create {base / split}/<label>/ or pass another split",
+                )
             base = base / split
         found = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not found:
@@ -60,11 +68,15 @@ class ImageFolder:
         unknown = [c for c in found if c not in order]
         if unknown:
             raise DataError(
-                f"data folder {base} has classes {unknown} that the model does not know (model labels: {order})",
+                f"data folder {base} has classes {unknown} that the model does not know "
+                f"(model labels: {order})",
                 fix="remove those folders or retrain with them",
             )
         index = {c: i for i, c in enumerate(order)}
         samples = [(p, index[c]) for c in found for p in sorted((base / c).iterdir()) if is_image(p)]
         if not samples:
-            raise DataError(f"data folder {base} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})", fix="add images under DIR/<label>/")
+            raise DataError(
+                f"data folder {base} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                fix="add images under DIR/<label>/",
+            )
         return cls(root=base, classes=list(order), samples=samples)

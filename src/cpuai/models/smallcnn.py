@@ -7,7 +7,7 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """Conv-BN-ReLU x3 with pooling, then a linear classifier named ``head`` (replaced in transfer learning)."""
+    """Conv-BN-ReLU x3 with pooling, then a linear ``head`` (the layer transfer learning replaces)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16) -> None:
         super().__init__()
