@@ -1,4 +1,4 @@
-"""The main job end to end: `cpuai demo --quick` runs, its summary matches its artifacts, reruns reuse them."""
+"""The main job end to end: `cpuai demo --quick` runs, its summary matches its artifacts, reruns reuse all."""
 
 from __future__ import annotations
 
