@@ -52,7 +52,7 @@ class DemoSettings:
     def make(cls, *, workdir: Path = Path("demo-work"), quick: bool = False) -> DemoSettings:
         if quick:
             return cls(
-                workdir=workdir, quick=True, epochs=6, trials=3, corpus=800, bench_seconds=1.0, calib=100
+                workdir=workdir, quick=True, epochs=6, trials=3, corpus=600, bench_seconds=0.5, calib=64
             )
         return cls(workdir=workdir)
 

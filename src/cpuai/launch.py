@@ -297,7 +297,7 @@ def run(
             t = threading.Thread(target=_pump, args=(p.index, proc, out, log_file, write_lock), daemon=True)
             t.start()
             readers.append(t)
-        codes = [proc.wait() for proc in procs]
+        codes = [_wait(proc) for proc in procs]
         for t in readers:
             t.join()
     finally:
@@ -338,6 +338,16 @@ def _pump(
         proc.stdout.close()
         if log_file is not None:
             log_file.close()
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for an instance in short slices, so that a signal the kernel handed to a reader thread
+    still reaches our handler (Python runs handlers only in the main thread, between bytecodes)."""
+    while True:
+        try:
+            return proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _exit_code(code: int) -> int:
