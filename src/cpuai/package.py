@@ -312,7 +312,7 @@ def atomic_dir(dest: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 def write(
     dest: str | Path,
     manifest: Manifest,
-    files: Callable[[Path], None] | None = None,
+    files: Callable[[Path], object] | None = None,
     *,
     overwrite: bool = True,
 ) -> ModelPackage:

@@ -279,10 +279,11 @@ def tune(
             t.status, t.reason = "kept", f"rung {rung}: in the best {keep} of {len(ok)}"
         pool = [t.config for t in ok[:keep]]
         if rung == 0 and objective == "latency":
-            best = ok[0].config
-            key = (best.backend, best.precision, best.streams, best.batch)
-            for th in refine_threads(best.threads or 1, sorted(tried_threads.get(key, {1})), cores):
-                pool.append(best.with_(threads=th))
+            best_config = ok[0].config
+            key = (best_config.backend, best_config.precision, best_config.streams, best_config.batch)
+            tried = sorted(tried_threads.get(key, {1}))
+            for th in refine_threads(best_config.threads or 1, tried, cores):
+                pool.append(best_config.with_(threads=th))
         rung, rung_budget = rung + 1, rung_budget.scaled(eta)
         survivors = ok[:keep]
     if not survivors:

@@ -120,8 +120,8 @@ def bench(
     )
     from cpuai.bench.config import check_batch, resolve
 
-    for b in batches:
-        check_batch(b)
+    for size in batches:
+        check_batch(size)
     if not is_sweep and not scaling:
         config = resolve(config, budget_cores)  # refuses threads × streams beyond the cores, before any work
 

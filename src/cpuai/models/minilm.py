@@ -101,7 +101,7 @@ def export(
         )
     fields = manifest_fields(length)
     shapes = {n: (1, 16) for n in INPUTS}
-    common = {
+    common: dict[str, Any] = {
         "input_shapes": shapes,
         "output_names": ["last_hidden_state"],
         "manifest": fields,

@@ -223,7 +223,7 @@ class Tuner:
         ctx = SearchContext(space=space, ranker=ranker, seed=self.seed)
         stop = StopRule(mode=self.mode, max_trials=self.max_trials, timeout=self.timeout)
         self.trials_: list[Trial] = []
-        self.sensitivity_: list[dict[str, Any]] = []
+        self.sensitivity_ = []
         self.stopped_ = "the strategy has no more candidates"
         for config in make_strategy(self.strategy, ctx):
             trial = self._trial(len(self.trials_) + 1, config, calibration, metric, floor, threads)
@@ -327,7 +327,7 @@ class Tuner:
             finally:
                 engine.close()
         f, c = speeds["fp32"], speeds["chosen"]
-        self.speed_ = {
+        self.speed_: dict[str, Any] = {
             "backend": best.config.backend,
             "threads": threads,
             "batch": c.batch,
