@@ -102,9 +102,7 @@ class OpenVinoEngine(PooledEngine):
         return self.compiled.get_property(name)
 
     def _outputs(self, request: Any) -> dict[str, np.ndarray]:
-        return {
-            o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(self.outputs)
-        }
+        return _copy_outputs(request, self.outputs)
 
     def _run(self, worker: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         worker.infer(feeds)
@@ -120,7 +118,10 @@ class OpenVinoEngine(PooledEngine):
         with self._async_lock:
             if self._async is None:
                 self._async = ov.AsyncInferQueue(self.compiled, self.streams)
-                self._async.set_callback(self._done)
+                # The callback must not hold the engine: a cycle engine -> queue -> callback -> engine
+                # lets the garbage collector free the queue inside one of its own threads, and
+                # OpenVINO then aborts the process ("Resource deadlock avoided") joining itself.
+                self._async.set_callback(_completion(list(self.outputs)))
             queue = self._async
         future: Future[dict[str, np.ndarray]] = Future()
         future.set_running_or_notify_cancel()
@@ -132,11 +133,6 @@ class OpenVinoEngine(PooledEngine):
             )
         return future
 
-    def _done(self, request: Any, future: Future[dict[str, np.ndarray]]) -> None:
-        try:
-            future.set_result(self._outputs(request))
-        except Exception as err:  # pragma: no cover - defensive; keeps waiters from hanging
-            future.set_exception(EngineError(f"openvino failed: {err}", fix="rerun with --debug"))
 
     def close(self) -> None:
         with self._async_lock:
@@ -144,3 +140,20 @@ class OpenVinoEngine(PooledEngine):
                 self._async.wait_all()
                 self._async = None
         super().close()
+
+
+def _copy_outputs(request: Any, outputs: list[TensorInfo]) -> dict[str, np.ndarray]:
+    """The request's output tensors, copied out (the request's buffers are reused by the next run)."""
+    return {o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(outputs)}
+
+
+def _completion(outputs: list[TensorInfo]) -> Any:
+    """An AsyncInferQueue callback that resolves the request's Future; it holds no engine reference."""
+
+    def done(request: Any, future: Future[dict[str, np.ndarray]]) -> None:
+        try:
+            future.set_result(_copy_outputs(request, outputs))
+        except Exception as err:  # pragma: no cover - defensive; keeps waiters from hanging
+            future.set_exception(EngineError(f"openvino failed: {err}", fix="rerun with --debug"))
+
+    return done
