@@ -3,19 +3,21 @@
 OpenVINO runs FP32 models in BF16 by default on CPUs with AVX512-BF16 or AMX. An FP32 package
 therefore compiles with ``INFERENCE_PRECISION_HINT=f32`` unless ``precision="bf16"`` (or fp16) is
 asked for, and ``precision`` reports what the compiled model says it runs, read back from it.
-``submit`` goes through an ``AsyncInferQueue`` of ``streams`` requests.
+``submit`` runs on ``streams`` infer requests from cpuai's own small thread pool (``PooledEngine``),
+not OpenVINO's ``AsyncInferQueue``: its Python completion callbacks run on OpenVINO's threads, and
+freeing a compiled model then deadlocks (the main thread holds the GIL while joining a thread that
+waits for it) or aborts ("Resource deadlock avoided"). ``InferRequest.infer`` releases the GIL, so
+the requests still run in parallel.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cpuai.errors import EngineError, ModelError
+from cpuai.errors import ModelError
 from cpuai.runtime.engine import TensorInfo
 from cpuai.runtime.pool import PooledEngine
 
@@ -94,8 +96,6 @@ class OpenVinoEngine(PooledEngine):
         self.inputs = [_info(p) for p in self.compiled.inputs]
         self.outputs = [_info(p) for p in self.compiled.outputs]
         self._start([self.compiled.create_infer_request() for _ in range(streams)])
-        self._async: Any = None
-        self._async_lock = threading.Lock()
 
     def property(self, name: str) -> Any:
         """A property of the compiled model (e.g. ``NUM_STREAMS``, ``INFERENCE_PRECISION_HINT``)."""
@@ -108,52 +108,9 @@ class OpenVinoEngine(PooledEngine):
         worker.infer(feeds)
         return self._outputs(worker)
 
-    def submit(self, feeds: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
-        """Start one batch on the AsyncInferQueue; blocks only while all ``streams`` requests are busy."""
-        import openvino as ov
-
-        checked = self.check(feeds)
-        if self._closed:
-            raise EngineError("the openvino engine is closed", fix="load the model again")
-        with self._async_lock:
-            if self._async is None:
-                self._async = ov.AsyncInferQueue(self.compiled, self.streams)
-                # The callback must not hold the engine: a cycle engine -> queue -> callback -> engine
-                # lets the garbage collector free the queue inside one of its own threads, and
-                # OpenVINO then aborts the process ("Resource deadlock avoided") joining itself.
-                self._async.set_callback(_completion(list(self.outputs)))
-            queue = self._async
-        future: Future[dict[str, np.ndarray]] = Future()
-        future.set_running_or_notify_cancel()
-        try:
-            queue.start_async(checked, future)
-        except Exception as err:
-            future.set_exception(
-                EngineError(f"openvino failed to start the request: {err}", fix="rerun with --debug")
-            )
-        return future
-
-
-    def close(self) -> None:
-        with self._async_lock:
-            if self._async is not None:
-                self._async.wait_all()
-                self._async = None
-        super().close()
 
 
 def _copy_outputs(request: Any, outputs: list[TensorInfo]) -> dict[str, np.ndarray]:
     """The request's output tensors, copied out (the request's buffers are reused by the next run)."""
     return {o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(outputs)}
 
-
-def _completion(outputs: list[TensorInfo]) -> Any:
-    """An AsyncInferQueue callback that resolves the request's Future; it holds no engine reference."""
-
-    def done(request: Any, future: Future[dict[str, np.ndarray]]) -> None:
-        try:
-            future.set_result(_copy_outputs(request, outputs))
-        except Exception as err:  # pragma: no cover - defensive; keeps waiters from hanging
-            future.set_exception(EngineError(f"openvino failed: {err}", fix="rerun with --debug"))
-
-    return done
