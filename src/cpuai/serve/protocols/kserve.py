@@ -17,7 +17,7 @@ from fastapi.responses import Response
 import cpuai
 from cpuai.errors import InvalidInput
 from cpuai.serve.codec import HEADER_LENGTH, V2_TO_NUMPY, decode_v2_inputs, encode_v2_outputs, split_binary
-from cpuai.serve.protocols.common import JSON, registry, resolve, tag
+from cpuai.serve.protocols.responses import JSON, registry, resolve, tag
 
 router = APIRouter(tags=["KServe v2"])
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from cpuai.errors import InvalidInput
 from cpuai.serve.codec import parse_json
 from cpuai.serve.model import ServedModel
-from cpuai.serve.protocols.common import JSON, registry, resolve, tag
+from cpuai.serve.protocols.responses import JSON, registry, resolve, tag
 
 router = APIRouter(tags=["plain"])
 MAX_TEXTS = 256

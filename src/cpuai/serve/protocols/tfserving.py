@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from cpuai.errors import InvalidInput
 from cpuai.serve.codec import parse_json, tf_inputs, tf_instances, tf_outputs
-from cpuai.serve.protocols.common import JSON, registry, resolve, tag
+from cpuai.serve.protocols.responses import JSON, registry, resolve, tag
 
 router = APIRouter(tags=["TF-Serving"])
 
