@@ -120,6 +120,7 @@ def predict(
     if json_out:
         print_json({**meta, "results": results})
         return
+    rows: list[tuple[object, ...]]
     if pkg.manifest.task == "text-embedding":
         rows = [(r["input"], r["dim"], round(r["norm"], 4)) for r in results]
         console.print(table(f"{pkg.manifest.name} on {meta['backend']}", ["input", "dim", "norm"], rows))
