@@ -234,24 +234,91 @@ def test_full_int8_misses_and_is_still_saved(outlier_package, digits_files, tmp_
     assert saved.manifest.precision == "int8"
 
 
-def test_fallback_recovers_the_tolerance(outlier_package, digits_files, tmp_path):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_fallback_recovers_the_tolerance(backend, outlier_package, digits_files, tmp_path):
     tuner = _run(
         outlier_package,
         digits_files,
         tmp_path / "recovered",
         tolerance="1%",
-        backend="onnxruntime",
+        backend=backend,
         strategy="basic",
         max_trials=6,
     )
-    first = tuner.trials_[0]
-    assert not first.config.exclude and not first.within  # full INT8 misses
-    assert tuner.met_ is True
-    assert 0 < len(tuner.best_.config.exclude) <= 4  # a few operators kept in FP32 recover it
+    floor = tuner.tolerance.floor(tuner.baseline_.metric)
+    assert floor == pytest.approx(tuner.baseline_.metric - 0.01)
+    first, best = tuner.trials_[0], tuner.best_
+    # before: full INT8 is beyond the tolerance, and by far (the outlier channel), not by a rounding hair
+    assert not first.config.exclude and not first.within
+    assert first.metric < floor - 0.1
+    # after: the chosen fallback is within the tolerance, measured against the same floor
+    assert tuner.met_ is True and best.within
+    assert best.metric >= floor and tuner.margin_ == pytest.approx(best.metric - floor)
+    assert 0 < len(best.config.exclude) <= 4  # a few operators kept in FP32 recover it
+    # mode "first": every trial before the chosen one missed, and the search stopped on it
+    assert best is tuner.trials_[-1]
+    assert all(not t.within and t.metric < floor for t in tuner.trials_[:-1])
     # the ranking came from per-layer output error, and the kept operators are its top entries
     ranked = [e["name"] for e in tuner.report_["sensitivity"]]
-    assert list(tuner.best_.config.exclude) == ranked[: len(tuner.best_.config.exclude)]
-    assert tuner.best_.metric >= tuner.baseline_.metric - 0.01
+    assert list(best.config.exclude) == ranked[: len(best.config.exclude)]
+    # the saved package scores what the report says, independently of the tuner
+    from cpuai.runtime import load
+
+    saved = pkgmod.read(tmp_path / "recovered")
+    samples = load_samples(digits_files["eval"], saved)
+    engine = load(saved, backend=backend, threads=1)
+    preds = np.concatenate([engine.infer(b)["logits"].argmax(1) for b in samples.batches])
+    engine.close()
+    assert float(np.mean(preds == samples.targets)) == pytest.approx(best.metric)
+
+
+def test_bf16_is_a_candidate_where_the_cpu_accelerates_it(outlier_package, digits_files, tmp_path):
+    from cpuai.hardware import current
+    from cpuai.quantize.space import space_for
+    from cpuai.runtime import load
+
+    machine = current()
+    if not machine.has_bf16:
+        pytest.skip(f"this CPU has no BF16 acceleration (AVX512-BF16/AMX-BF16); flags: {machine.vector_isa}")
+    pkg = pkgmod.read(outlier_package)
+    assert "bf16" in space_for(pkg, "openvino").dims["method"]
+    assert "bf16" not in space_for(pkg, "openvino", int8_only=True).dims.get("method", ())
+    # the outlier channel defeats every full-INT8 NNCF candidate; exhaustive reaches BF16 next and stops
+    tuner = _run(
+        outlier_package,
+        digits_files,
+        tmp_path / "bf16",
+        tolerance="1%",
+        backend="openvino",
+        strategy="exhaustive",
+        max_trials=8,
+    )
+    methods = [t.config.method for t in tuner.trials_]
+    assert "bf16" in methods
+    assert all(not t.within for t in tuner.trials_ if t.config.method == "nncf")
+    assert tuner.met_ and tuner.best_.config.method == "bf16" and tuner.best_.config.precision == "bf16"
+    saved = pkgmod.read(tmp_path / "bf16")
+    assert saved.manifest.format == "openvino" and saved.manifest.precision == "bf16"
+    assert saved.manifest.lineage[-1].results["choice"]["config"]["method"] == "bf16"
+    engine = load(saved, threads=1)
+    assert engine.precision == "bf16"  # read back from the compiled model, not echoed from the manifest
+    samples = load_samples(digits_files["eval"], saved)
+    preds = np.concatenate([engine.infer(b)["logits"].argmax(1) for b in samples.batches])
+    engine.close()
+    assert float(np.mean(preds == samples.targets)) == pytest.approx(tuner.best_.metric, abs=0.01)
+    # --int8-only: the same search never proposes BF16 (nor any FP32 fallback)
+    int8 = _run(
+        outlier_package,
+        digits_files,
+        tmp_path / "int8-only",
+        tolerance="1%",
+        backend="openvino",
+        strategy="exhaustive",
+        max_trials=8,
+        int8_only=True,
+    )
+    assert int8.trials_ and all(t.config.method == "nncf" and not t.config.exclude for t in int8.trials_)
+    assert pkgmod.read(tmp_path / "int8-only").manifest.precision == "int8"
 
 
 def test_sensitivity_ranks_every_compute_node(digits_onnx_package, digits_files):
@@ -332,6 +399,78 @@ def test_dynamic_quantization_refused_for_convolutions(digits_onnx_package, digi
     calib = load_samples(digits_files["calib"], pkg)
     with pytest.raises(ConfigError, match="ConvInteger"):
         make_quantizer(pkg, QuantConfig(method="dynamic")).fit(calib)
+
+
+@pytest.fixture(scope="module")
+def ctr_onnx_package(tmp_path_factory) -> dict[str, Path]:
+    """A Wide & Deep CTR model trained for two epochs on SYNTHETIC clicks, exported to ONNX, and
+    calibration/evaluation rows (fresh draws of the same generating model) as .npz feature arrays."""
+    import torch
+
+    from cpuai.data.ctr import write_ctr
+    from cpuai.data.tabular import encode, read_csv
+
+    root = tmp_path_factory.mktemp("ctr")
+    train = write_ctr(root / "ctr-synthetic.csv", rows=4000, seed=0).csv
+    flags = ["--epochs", "2", "--threads", "1", "--precision", "fp32", "--patience", "0"]
+    assert main(["train", "wide-deep", "--data", str(train), "--out", str(root / "job"), *flags]) == 0
+    trained = pkgmod.read(root / "job" / "package")
+    scripted = torch.jit.load(str(trained.model_file))
+    manifest = pkgmod.validate_manifest(
+        trained.manifest.model_copy(update={"format": "onnx", "architecture": None}).model_dump(
+            mode="json", exclude_none=True
+        )
+    )
+
+    def files(tmp: Path) -> None:
+        torch.onnx.export(
+            scripted,
+            (torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)),
+            str(tmp / "model.onnx"),
+            input_names=["numeric", "categorical"],
+            output_names=["logits"],
+            dynamic_axes={"numeric": {0: "batch"}, "categorical": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+    pkg = pkgmod.write(root / "ctr-onnx", manifest, files)
+    # rows 4000.. of the same seed are draws the model never saw
+    _header, rows = read_csv(write_ctr(root / "more" / "ctr-synthetic.csv", rows=6000, seed=0).csv)
+    a = encode(rows[4000:], pkg.manifest.preprocessing.tabular)
+    np.savez(root / "calib.npz", numeric=a.numeric[:300], categorical=a.categorical[:300])
+    np.savez(root / "eval.npz", numeric=a.numeric[300:], categorical=a.categorical[300:], y=a.target[300:])
+    return {"pkg": pkg.path, "calib": root / "calib.npz", "eval": root / "eval.npz"}
+
+
+def test_tabular_model_is_tuned_by_auc(ctr_onnx_package, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from cpuai.runtime import load
+
+    files = ctr_onnx_package
+    tuner = _run(files["pkg"], files, tmp_path / "int8", tolerance="1%", backend="onnxruntime", max_trials=3)
+    report = tuner.report_
+    assert tuner.metric_name_ == "auc" and report["metric"] == "auc"
+    assert 0.0 <= report["baseline"]["metric"] <= 1.0 and report["baseline"]["metric"] > 0.6  # learned
+    for t in report["trials"]:
+        assert t["metric"] is not None and 0.0 <= t["metric"] <= 1.0
+    # "1%" absolute is one AUC point
+    assert report["tolerance"]["floor"] == pytest.approx(report["baseline"]["metric"] - 0.01)
+    saved = pkgmod.read(tmp_path / "int8")
+    assert saved.manifest.task == "tabular" and saved.manifest.precision == "int8"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(saved.model_file)).graph.node}
+    assert "DequantizeLinear" in ops  # a real INT8 graph, not FP32 relabelled
+    assert saved.manifest.metrics["auc"] == pytest.approx(report["choice"]["metric"])
+    assert saved.manifest.metrics["fp32_auc"] == pytest.approx(report["baseline"]["metric"])
+    # the AUC the tuner measured is scikit-learn's AUC of the saved INT8 model's scores
+    evals = np.load(files["eval"])
+    engine = load(saved, backend="onnxruntime", threads=1)
+    scores = engine.infer({"numeric": evals["numeric"], "categorical": evals["categorical"]})["logits"]
+    engine.close()
+    assert roc_auc_score(evals["y"], scores[:, 0]) == pytest.approx(report["choice"]["metric"], abs=1e-6)
 
 
 # -- bad input: one clear line each ---------------------------------------------------------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from cpuai.quantize.tuner import Trial
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +53,7 @@ def quantize(
     from cpuai.cli.output import console, print_json, step, table
     from cpuai.errors import ConfigError
     from cpuai.quantize import Tolerance, Tuner, load_samples
-    from cpuai.quantize.tuner import parse_duration
+    from cpuai.quantize.tuner import parse_duration, parse_objective
 
     if calib_limit < 1:
         raise ConfigError(
@@ -58,7 +62,7 @@ def quantize(
     tol = Tolerance.parse(tolerance, relative=relative)
     pkg = pkgmod.read(package)
 
-    def on_trial(trial) -> None:  # type: ignore[no-untyped-def]
+    def on_trial(trial: Trial) -> None:
         if json:
             return
         if trial.error:
@@ -77,9 +81,9 @@ def quantize(
         strategy=strategy,
         max_trials=max_trials,
         timeout=parse_duration(timeout),
-        objective=objective,
+        objective=parse_objective(objective),
         int8_only=int8_only,
-        seed=seed,  # type: ignore[arg-type]
+        seed=seed,
         on_trial=on_trial,
     )
     if not json:
@@ -104,7 +108,9 @@ def quantize(
         print_json({"package": str(saved.path), **report})
         return
     b = report["baseline"]
-    rows = [("fp32", "-", b["metric"], 0.0, b["latency_ms"], 1.0, b["size_bytes"] / 1024, "-")]
+    rows: list[tuple[Any, ...]] = [
+        ("fp32", "-", b["metric"], 0.0, b["latency_ms"], 1.0, b["size_bytes"] / 1024, "-")
+    ]
     for t in report["trials"]:
         if t["error"]:
             rows.append((t["trial"], t["label"], None, None, None, None, None, "failed"))

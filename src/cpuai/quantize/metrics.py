@@ -52,6 +52,7 @@ class Top1:
             )
         self.samples = samples
         self.output = output
+        self.targets: np.ndarray = samples.targets
 
     def reference(self, engine: Engine) -> None:
         return None
@@ -60,7 +61,7 @@ class Top1:
         preds = np.concatenate(
             [_first_output(engine, b, self.output).argmax(-1) for b in self.samples.batches]
         )
-        return float(np.mean(preds == self.samples.targets[: len(preds)]))
+        return float(np.mean(preds == self.targets[: len(preds)]))
 
 
 class AUC:
@@ -76,6 +77,7 @@ class AUC:
             )
         self.samples = samples
         self.output = output
+        self.targets: np.ndarray = samples.targets
 
     def reference(self, engine: Engine) -> None:
         return None
@@ -89,7 +91,7 @@ class AUC:
                 for b in self.samples.batches
             ]
         )
-        return float(roc_auc_score(self.samples.targets[: len(scores)], scores))
+        return float(roc_auc_score(self.targets[: len(scores)], scores))
 
 
 def embeddings(

@@ -37,6 +37,8 @@ class Quantizer:
     """Base: stores the package and config; subclasses implement ``fit``; ``save`` writes the package."""
 
     format = "onnx"
+    _tmp: Path | None = None
+    _model_path: Path | None = None
 
     def __init__(self, package: ModelPackage, config: QuantConfig) -> None:
         self.package = package
@@ -48,13 +50,13 @@ class Quantizer:
     @property
     def model_path_(self) -> Path:
         """Path of the quantized model file written by ``fit``."""
-        path = getattr(self, "_model_path", None)
+        path = self._model_path
         if path is None:
             raise ModelError("the quantizer has not been fitted", fix="call fit(calibration) before save()")
         return path
 
     def _workdir(self) -> Path:
-        if getattr(self, "_tmp", None) is None:
+        if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="cpuai-quant-"))
         return self._tmp
 
@@ -105,7 +107,7 @@ class Quantizer:
 
     def close(self) -> None:
         """Remove the temporary files of ``fit``."""
-        tmp = getattr(self, "_tmp", None)
+        tmp = self._tmp
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
             self._tmp = None
@@ -147,9 +149,13 @@ def _preprocessed(src: Path, work: Path) -> Path:
 
 
 class OnnxRuntimeQuantizer(Quantizer):
-    """ONNX Runtime INT8: ``static`` QDQ with calibration, or ``dynamic`` (weights only, for MatMuls)."""
+    """ONNX Runtime INT8: ``static`` QDQ with calibration, or ``dynamic`` (weights only, for MatMuls).
+
+    ``source_model_`` is the pre-processed FP32 ONNX file the quantized one was made from.
+    """
 
     format = "onnx"
+    source_model_: Path
 
     def fit(self, calibration: Samples) -> OnnxRuntimeQuantizer:
         from onnxruntime.quantization import (
@@ -226,9 +232,13 @@ class OnnxRuntimeQuantizer(Quantizer):
 
 
 class OpenVinoQuantizer(Quantizer):
-    """OpenVINO: ``nncf`` INT8 (preset, fast bias correction, SmoothQuant, ignored scope) or ``bf16``."""
+    """OpenVINO: ``nncf`` INT8 (preset, fast bias correction, SmoothQuant, ignored scope) or ``bf16``.
+
+    ``source_model_`` is the FP32 ``openvino.Model`` read from the package.
+    """
 
     format = "openvino"
+    source_model_: Any  # openvino.Model
 
     def _read(self) -> Any:
         import openvino as ov

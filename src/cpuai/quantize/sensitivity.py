@@ -17,8 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from cpuai.errors import ConfigError
 from cpuai.hardware import core_budget
-from cpuai.quantize.quantizers import ONNX_COMPUTE_OPS, OPENVINO_COMPUTE_OPS, Quantizer
+from cpuai.quantize.quantizers import (
+    ONNX_COMPUTE_OPS,
+    OPENVINO_COMPUTE_OPS,
+    OnnxRuntimeQuantizer,
+    OpenVinoQuantizer,
+    Quantizer,
+)
 from cpuai.quantize.samples import Samples
 
 _Q_SUFFIX = "_QuantizeLinear_Input"
@@ -209,11 +216,16 @@ def openvino_sensitivity(fp32_model: Any, quant_model: Any, samples: Samples) ->
 
 def rank_layers(quantizer: Quantizer, samples: Samples, *, by: str = "nmse") -> list[LayerError]:
     """The fitted quantizer's compute operators, most sensitive first (``by`` is ``nmse`` or ``mse``)."""
-    if quantizer.config.backend == "onnxruntime":
+    if isinstance(quantizer, OnnxRuntimeQuantizer):
         errors = onnx_sensitivity(quantizer.source_model_, quantizer.model_path_, samples)
-    else:
+    elif isinstance(quantizer, OpenVinoQuantizer):
         import openvino as ov
 
         quant = ov.Core().read_model(str(quantizer.model_path_))
         errors = openvino_sensitivity(quantizer.source_model_, quant, samples)
+    else:
+        raise ConfigError(
+            f"no per-layer sensitivity for a {type(quantizer).__name__}",
+            fix="rank layers of an ONNX Runtime or OpenVINO quantizer (make_quantizer)",
+        )
     return sorted(errors, key=lambda e: getattr(e, by), reverse=True)

@@ -9,7 +9,7 @@ per-tensor ones do not. OpenVINO's NNCF INT8 is the fastest where it is installe
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+from typing import Any
 
 from cpuai.errors import ConfigError, DependencyError
 from cpuai.package import ModelPackage
@@ -21,13 +21,11 @@ BACKEND_CHOICES = ("auto", "openvino", "onnxruntime")
 FALLBACK_COUNTS = (0, 1, 2, 4)
 
 
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True when the CPU accelerates BF16 math (AVX512-BF16 or AMX-BF16)."""
-    try:
-        flags = cpuinfo.read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def cpu_has_bf16() -> bool:
+    """True when ``cpuai.hardware`` finds BF16 math accelerated (AVX512-BF16, or AMX-BF16 the OS enables)."""
+    from cpuai.hardware import current
+
+    return current().has_bf16
 
 
 def choose_backend(package: ModelPackage, backend: str = "auto") -> str:
@@ -75,7 +73,7 @@ def space_for(package: ModelPackage, backend: str, *, int8_only: bool = False) -
     if backend == "onnxruntime":
         if transformer:
             default = QuantConfig(backend="onnxruntime", method="dynamic", weight="s8", per_channel=True)
-            dims = {
+            dims: dict[str, tuple[Any, ...]] = {
                 "method": ("dynamic", "static"),
                 "per_channel": (True, False),
                 "calibrate": ("minmax", "percentile"),
@@ -96,9 +94,12 @@ def space_for(package: ModelPackage, backend: str, *, int8_only: bool = False) -
             }
         return Space(default=default, dims={**dims, **fallback})
     default = QuantConfig(backend="openvino", method="nncf", preset="performance")
-    dims = {"preset": ("performance", "mixed"), "fast_bias_correction": (True, False)}
+    ov_dims: dict[str, tuple[Any, ...]] = {
+        "preset": ("performance", "mixed"),
+        "fast_bias_correction": (True, False),
+    }
     if transformer:
-        dims["smooth_quant"] = (None, 0.5, 0.95)
+        ov_dims["smooth_quant"] = (None, 0.5, 0.95)
     if not int8_only and cpu_has_bf16():
-        dims = {"method": ("nncf", "bf16"), **dims}
-    return Space(default=default, dims={**dims, **fallback})
+        ov_dims = {"method": ("nncf", "bf16"), **ov_dims}
+    return Space(default=default, dims={**ov_dims, **fallback})

@@ -173,7 +173,7 @@ class Optuna:
 
     def __iter__(self) -> Iterator[QuantConfig]:
         import optuna
-        from optuna.distributions import CategoricalDistribution
+        from optuna.distributions import BaseDistribution, CategoricalDistribution
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         ctx = self.ctx
@@ -182,7 +182,9 @@ class Optuna:
             limit = len(ctx.ranking("nmse"))
             dims[FALLBACK] = tuple(k for k in dims[FALLBACK] if k <= limit)
         # optuna's GP sampler works on numbers; categories are given as indices into each choice list
-        distributions = {k: CategoricalDistribution(list(range(len(v)))) for k, v in dims.items()}
+        distributions: dict[str, BaseDistribution] = {
+            k: CategoricalDistribution(list(range(len(v)))) for k, v in dims.items()
+        }
         study = optuna.create_study(direction="maximize", sampler=self._sampler())
         default_point = ctx.space.point(ctx.space.default)
         study.enqueue_trial({k: dims[k].index(default_point[k]) for k in dims})

@@ -119,6 +119,15 @@ class StopRule:
         return None
 
 
+def parse_objective(text: str) -> Objective:
+    """``latency`` or ``throughput``; ConfigError otherwise."""
+    if text == "latency":
+        return "latency"
+    if text == "throughput":
+        return "throughput"
+    raise ConfigError(f"unknown objective {text!r}", fix="use latency or throughput")
+
+
 def parse_duration(text: str | float | None) -> float | None:
     """``"10m"``, ``"90s"``, ``"1h"`` or a number of seconds; ConfigError otherwise."""
     if text is None:
@@ -137,7 +146,8 @@ def parse_duration(text: str | float | None) -> float | None:
 class Tuner:
     """Finds an INT8 (or BF16) candidate within ``tolerance`` of FP32; ``fit`` searches, ``save`` writes it.
 
-    Learned state: ``baseline_``, ``trials_``, ``best_``, ``met_``, ``margin_``, ``speed_``, ``report_``.
+    Learned state: ``baseline_``, ``trials_``, ``best_`` (and its ``best_metric_``), ``met_``,
+    ``margin_``, ``speed_``, ``report_``; ``save`` sets ``package_``.
     """
 
     def __init__(
@@ -295,21 +305,31 @@ class Tuner:
         return self._speedup(trial) if trial.within else trial.metric - floor
 
     def _choose(self, floor: float) -> None:
-        done = [t for t in self.trials_ if t.metric is not None]
+        done = [(t, t.metric) for t in self.trials_ if t.metric is not None]
         if not done:
             errors = "; ".join(f"trial {t.index} ({t.config.label()}): {t.error}" for t in self.trials_)
             raise EngineError(
                 f"no candidate could be quantized and measured: {errors}",
                 fix="try another --backend or --strategy; rerun with --debug for details",
             )
-        within = [t for t in done if t.within]
+        within = [(t, m) for t, m in done if t.within]
         if within:
-            best = within[0] if self.mode == "first" else max(within, key=self._speedup)
+            best, value = (
+                within[0] if self.mode == "first" else max(within, key=lambda p: self._speedup(p[0]))
+            )
         else:
-            best = max(done, key=lambda t: (t.metric, self._speedup(t)))
+            best, value = max(done, key=lambda p: (p[1], self._speedup(p[0])))
         self.best_ = best
+        self.best_metric_: float = value
         self.met_ = best.within
-        self.margin_ = float(best.metric - floor)  # >= 0: headroom below the metric; < 0: missed by
+        self.margin_ = float(value - floor)  # >= 0: headroom below the metric; < 0: missed by
+
+    def _chosen_path(self) -> Path:
+        """Where the chosen candidate's trial package was written (every measured trial has one)."""
+        path = self.best_.path
+        if path is None:
+            raise EngineError("the chosen candidate has no saved model", fix="rerun the tuning")
+        return path
 
     def _verify(self, threads: int) -> None:
         """Batch-1 latency and batch-32 throughput of FP32 and the choice on the same backend."""
@@ -319,7 +339,7 @@ class Tuner:
         speeds = {}
         for name, pkg, precision in (
             ("fp32", self.package, None),
-            ("chosen", pkgmod.read(best.path), "bf16" if best.config.method == "bf16" else None),
+            ("chosen", pkgmod.read(self._chosen_path()), "bf16" if best.config.method == "bf16" else None),
         ):
             engine = load(pkg, backend=best.config.backend, threads=threads, streams=1, precision=precision)
             try:
@@ -398,9 +418,7 @@ class Tuner:
     def save(self, dest: str | Path) -> ModelPackage:
         """Write the chosen candidate to ``dest``; the report goes in lineage, metrics and ``tuning.json``."""
         best = self.best_
-        if best.path is None:
-            raise EngineError("the chosen candidate has no saved model", fix="rerun the tuning")
-        chosen = pkgmod.read(best.path)
+        chosen = pkgmod.read(self._chosen_path())
         (chosen.path / TUNING_FILE).write_text(json.dumps(self.report_, indent=2, default=str))
         m = chosen.manifest
         step = m.lineage[-1].model_copy(
@@ -423,7 +441,7 @@ class Tuner:
         metrics = dict(m.metrics)
         metrics.update(
             {
-                name: float(best.metric),
+                name: self.best_metric_,
                 f"fp32_{name}": float(self.baseline_.metric),
                 "latency_ms": float(self.speed_["latency_ms"]),
                 "throughput": float(self.speed_["throughput"] or 0),
@@ -431,8 +449,10 @@ class Tuner:
                 "throughput_speedup": float(self.speed_["throughput_speedup"]),
             }
         )
-        out = pkgmod.copy_with(chosen, dest, metrics=metrics, lineage=[*m.lineage[:-1], step])
-        return out
+        self.package_: ModelPackage = pkgmod.copy_with(
+            chosen, dest, metrics=metrics, lineage=[*m.lineage[:-1], step]
+        )
+        return self.package_
 
     def close(self) -> None:
         """Remove the trial packages."""
@@ -458,7 +478,7 @@ def quantize(
     evals = load_samples(evaluation, pkg, limit=eval_limit)
     try:
         tuner.fit(calib, evals)
-        tuner.package_ = tuner.save(out)
+        tuner.save(out)
     finally:
         tuner.close()
     return tuner
