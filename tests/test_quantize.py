@@ -373,6 +373,32 @@ def test_image_folder_calibration_through_the_cli(digits_onnx_package, tmp_path,
     assert results["tolerance_met"] and results["choice"]["metric"] >= results["baseline"]["metric"] - 0.02
 
 
+def test_json_report_is_the_only_stdout_with_openvino(digits_onnx_package, digits_files, tmp_path, capsys):
+    code = main(
+        [
+            "quantize",
+            str(digits_onnx_package),
+            "--calib",
+            str(digits_files["calib"]),
+            "--eval",
+            str(digits_files["eval"]),
+            "--tolerance",
+            "5%",
+            "--backend",
+            "openvino",
+            "--max-trials",
+            "1",
+            "--out",
+            str(tmp_path / "ov"),
+            "--json",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out)  # NNCF's progress bar must not leak into the JSON
+    assert report["backend"] == "openvino" and report["package"] == str(tmp_path / "ov")
+
+
 def test_user_metric_for_a_generic_package(digits_onnx_package, digits_files, tmp_path):
     generic = pkgmod.copy_with(
         pkgmod.read(digits_onnx_package),

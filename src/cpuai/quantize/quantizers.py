@@ -292,7 +292,9 @@ class OpenVinoQuantizer(Quantizer):
         if cfg.exclude:
             kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(cfg.exclude), validate=False)
         try:
-            return nncf.quantize(model, nncf.Dataset(rows), **kwargs)
+            # NNCF draws a rich progress bar on stdout, which would corrupt `cpuai quantize --json`
+            with contextlib.redirect_stdout(io.StringIO()):
+                return nncf.quantize(model, nncf.Dataset(rows), **kwargs)
         except Exception as err:
             raise EngineError(
                 f"NNCF could not quantize {self.package.path} with {cfg.label()}: {err}",
