@@ -4,8 +4,10 @@ A strategy only proposes; the tuner (``cpuai.quantize.tuner``) quantizes, evalua
 asks its stop rule. A strategy sees the trials recorded so far through its ``SearchContext``, so
 adaptive ones (``basic``, ``tpe``, ``bayesian``) learn from each result.
 
-    basic       the default config; then keep the most sensitive operators in FP32 one more at a
-                time (ranked by relative output error); then the rest of the space
+    basic       the default config; then the space's refinements (knobs that cost quantization time
+                but no inference speed, e.g. NNCF's full bias correction), one at a time; then
+                keep the most sensitive operators in FP32 one more at a time (ranked by relative
+                output error), on top of the best of those; then the rest of the space
     mse         like basic, but operators ranked by plain MSE of their outputs
     random      seeded random points of the space (default first)
     exhaustive  every point of the space, fewest FP32 operators first
@@ -37,6 +39,9 @@ class Space:
 
     default: QuantConfig
     dims: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: single-knob changes to the default that may recover accuracy at no inference cost; ``basic``
+    #: tries them before it keeps any operator in FP32 (which does cost speed).
+    refinements: tuple[dict[str, Any], ...] = ()
 
     def point(self, config: QuantConfig) -> dict[str, Any]:
         values = {k: getattr(config, k) for k in self.dims if k != FALLBACK}
@@ -122,10 +127,15 @@ class Basic:
         ctx = self.ctx
         default = ctx.space.default
         yield default
+        for change in ctx.space.refinements:
+            if ctx.last and ctx.last.within:
+                break
+            yield default.replace(**change)
         if FALLBACK in ctx.space.dims and not (ctx.last and ctx.last.within):
+            base = max(ctx.trials, key=lambda t: t.score).config if ctx.trials else default
             ranking = ctx.ranking(self.by)
             for k in range(1, len(ranking) + 1):
-                yield default.replace(exclude=tuple(ranking[:k]))
+                yield base.replace(exclude=tuple(ranking[:k]))
                 if ctx.last and ctx.last.within:
                     break
         yield from _grid(ctx, self.by)
