@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[all,dev]" "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[all,tf,dev]" "$(TORCH)"
 	@touch $(STAMP)
 
 test: setup

@@ -254,25 +254,6 @@ def test_tensorflow_source_needs_the_tf_extra(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow (pip install 'cpuai[tf]')"
-)
-def test_keras_model_converts_to_ir_and_agrees(tmp_path):  # pragma: no cover - needs tensorflow
-    import tensorflow as tf
-
-    model = tf.keras.Sequential(
-        [tf.keras.Input((8,)), tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(3)]
-    )
-    path = tmp_path / "m.keras"
-    model.save(path)
-    ir = convert(path, to="openvino", out=tmp_path / "ir")
-    x = np.random.default_rng(0).random((4, 8), dtype=np.float32)
-    with load(ir) as engine:
-        got = next(iter(engine.infer({engine.inputs[0].name: x}).values()))
-    np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4)
-
-
-@pytest.mark.slow
 def test_dynamo_exporter_agrees(digits_cnn, held_out, tmp_path):
     out = convert(
         digits_cnn,

@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
 def convert(
     src: str = typer.Argument(
-        ..., help="A package, job dir, .pt/.onnx/.keras file, SavedModel or module.path:factory."
+        ...,
+        help="A package, job dir, .pt (TorchScript or training checkpoint), .onnx/.keras file, SavedModel "
+        "or module.path:factory.",
     ),
     to: str = typer.Option(..., "--to", help="Target format: onnx or openvino."),
     out: Path = typer.Option(..., "--out", help="Directory for the converted package."),
@@ -26,6 +28,9 @@ def convert(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
     exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (default) or dynamo."),
     name: str | None = typer.Option(None, "--name", help="Package name (default: the source's)."),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Class names, one a line (for a checkpoint whose data folder is gone)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model to an ONNX or OpenVINO IR package; refuses if the result diverges from the source."""
@@ -33,6 +38,7 @@ def convert(
     from cpuai.cli.output import console, print_json, table
 
     shapes = conv.parse_input_shapes(input_shape) if input_shape else None
+    extra = {"labels": _read_labels(labels)} if labels is not None else None
     package = conv.convert(
         src,
         to=to,
@@ -43,6 +49,7 @@ def convert(
         opset=opset,
         exporter=exporter,
         name=name,
+        manifest=extra,
     )
     m = package.manifest
     check = m.lineage[-1].results
@@ -72,3 +79,18 @@ def convert(
         f"{check['max_abs_error']:.3g}, max rel error {check['max_rel_error']:.3g} "
         f"(tolerance {check['tolerance']:g})"
     )
+
+
+def _read_labels(path: Path) -> list[str]:
+    """Non-empty lines of a labels file; ConfigError when it is missing or empty."""
+    from cpuai.errors import ConfigError
+
+    try:
+        labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as err:
+        raise ConfigError(
+            f"--labels {path} cannot be read ({err.strerror})", fix="give a text file"
+        ) from None
+    if not labels:
+        raise ConfigError(f"--labels {path} has no class names", fix="write one class name a line")
+    return labels
