@@ -135,7 +135,7 @@ def test_real_calibration_is_cached_per_fingerprint(env, tmp_path):
     code = textwrap.dedent("""
         import json
         from cpuai.ml import calibration
-        cal = calibration.calibrate(keys=["kmeans", "linear_regression"], repeats=1, min_seconds=0)
+        cal = calibration.calibrate(keys=["kmeans", "linear_regression"], repeats=2, sample_seconds=0)
         path = calibration.save(cal)
         again = calibration.load()
         print(json.dumps({"path": str(path), "speedups": cal.speedups, "choices": cal.choices,
@@ -150,8 +150,12 @@ def test_real_calibration_is_cached_per_fingerprint(env, tmp_path):
     km = out["speedups"]["sklearn.cluster.KMeans"]
     assert set(km) == {"fit", "predict"} and all(v > 0 for v in km.values())
     for choice in out["choices"].values():
-        # measured accelerates only what it found clearly faster for the whole workload
+        # measured accelerates only what won every repeat at both sizes for the whole workload
         assert (choice["allowed"] == []) == (choice["speedup"] < 1.10)
+        runs = choice["evidence"]["all"]
+        assert set(runs) == {"calibration", "small"} and runs["small"]["rows"] > runs["calibration"]["rows"]
+        assert all(len(runs[s]["total"]) == 2 for s in runs)  # one ratio per repeat, recorded
+        assert choice["why"] and set(choice["methods"]) >= {"fit"}
 
 
 def test_calibration_cache_ignores_other_machines(env, monkeypatch):
@@ -182,3 +186,25 @@ def test_plan_from_calibration():
     assert plan.allowed == {"b.B": {"fit"}}
     assert plan.decision("d.D")["why"] == "not calibrated"
     assert make_plan("all", ["a.A", "c.C"], calibration=cal).patched == ["a.A", "c.C"]
+
+
+def test_bench_row_caps_and_repeats_are_applied_and_reported(env):
+    from cpuai.ml.bench import run_bench
+
+    _write_calibration()
+    result = run_bench(
+        size="small",
+        keys=["ridge", "kmeans"],
+        repeats=1,
+        min_seconds=0,
+        row_caps={"ridge": 2_000},
+        repeats_for={"ridge": 2},
+        cuts={"ridge": "2,000 of 10,000 rows, best of 2"},
+    )
+    rows = {r.key: r for r in result.rows}
+    assert (rows["ridge"].rows, rows["ridge"].repeats) == (2_000, 2)
+    assert (rows["kmeans"].rows, rows["kmeans"].repeats, rows["kmeans"].features) == (10_000, 1, 30)
+    assert rows["ridge"].agrees(result.workloads["ridge"], "all")
+    data = result.to_dict()
+    assert data["cuts"] == {"ridge": "2,000 of 10,000 rows, best of 2"}
+    assert {r["key"]: r["rows"] for r in data["rows"]} == {"ridge": 2_000, "kmeans": 10_000}

@@ -64,7 +64,7 @@ def calibrate_command(
 ) -> None:
     """Measure stock vs accelerated per estimator on this machine (cached; used by --policy measured)."""
     from cpuai.cli.output import console, print_json, table
-    from cpuai.ml.calibration import THRESHOLD, load_or_calibrate
+    from cpuai.ml.calibration import SIZES, THRESHOLD, load_or_calibrate
 
     cal = load_or_calibrate(
         force=force, progress=None if json_out else lambda k: console.print(f"calibrating {k}")
@@ -77,14 +77,27 @@ def calibrate_command(
         allowed = cal.allowed(name)
         chosen = "all methods" if allowed is None else (", ".join(allowed) + " only" if allowed else "stock")
         per_method = ", ".join(f"{m} {s:.2f}x" for m, s in speed.items())
-        rows.append((name.rsplit(".", 1)[-1], per_method, f"{cal.choices[name]['speedup']:.2f}x", chosen))
-    console.print(
+        choice = cal.choices.get(name, {})
+        worst = choice.get("speedup")
+        rows.append(
+            (
+                name.rsplit(".", 1)[-1],
+                per_method,
+                "-" if worst is None else f"{worst:.2f}x",
+                chosen,
+                choice.get("why", ""),
+            )
+        )
+    _wide_console(stderr=False).print(
         table(
-            f"calibration ({cal.path}; accelerate only if >= {THRESHOLD}x)",
-            ["estimator", "speed-up per method", "workload speed-up", "measured policy runs"],
+            f"calibration ({cal.path}; {cal.seconds:.0f} s; accelerate only what won every repeat "
+            f"at {' and '.join(SIZES)} size by >= {THRESHOLD}x)",
+            ["estimator", "median per method", "worst repeat", "measured policy runs", "why"],
             rows,
         )
     )
+    if cal.skipped:
+        console.print(f"not calibrated (time budget), kept stock: {', '.join(cal.skipped)}")
 
 
 @ml_app.command("bench")

@@ -35,6 +35,9 @@ class Row:
     all: Timing
     measured: Timing
     measured_methods: list[str]
+    rows: int = 0
+    features: int = 0
+    repeats: int = 0
 
     def speedup(self, policy: str, part: str = "total") -> float | None:
         """Stock time over the policy's time for ``fit``, ``method`` or ``total``."""
@@ -56,6 +59,9 @@ class Row:
             "metric": self.metric,
             "tolerance": self.tolerance,
             "measured_accelerates": self.measured_methods,
+            "rows": self.rows,
+            "features": self.features,
+            "repeats": self.repeats,
         }
         for policy in ("stock", "all", "measured"):
             out[policy] = asdict(getattr(self, policy))
@@ -81,6 +87,8 @@ class BenchResult:
     rows: list[Row]
     workloads: dict[str, Workload]
     machine: dict[str, Any] = field(default_factory=dict)
+    cuts: dict[str, str] = field(default_factory=dict)
+    """Workloads run smaller or with fewer repeats than the size says, and why (``key -> note``)."""
 
     def geomean(self, policy: str, part: str = "total") -> float:
         """Geometric-mean speed-up over all workloads for ``policy``."""
@@ -108,6 +116,7 @@ class BenchResult:
                 for p in ("all", "measured")
             },
             "slower_than_stock": {p: self.slower(p) for p in ("all", "measured")},
+            "cuts": self.cuts,
             "rows": [r.to_dict(self.workloads[r.key]) for r in self.rows],
         }
 
@@ -163,6 +172,8 @@ class BenchResult:
             slow = self.slower(p)
             if slow:
                 console.print(f"slower than stock under {p}: {', '.join(slow)}")
+        for key, note in self.cuts.items():
+            console.print(f"cut for time: {key}: {note}")
 
 
 def _tolerance(w: Workload) -> str:
@@ -176,8 +187,15 @@ def run_bench(
     repeats: int = 3,
     min_seconds: float = 0.3,
     progress: Callable[[str], None] | None = None,
+    row_caps: dict[str, int] | None = None,
+    repeats_for: dict[str, int] | None = None,
+    cuts: dict[str, str] | None = None,
 ) -> BenchResult:
-    """Time every (or the chosen) workload stock, all and measured in this process."""
+    """Time every (or the chosen) workload stock, all and measured in this process.
+
+    ``row_caps`` caps a workload's data (key -> rows) and ``repeats_for`` overrides its repeats, so an
+    expensive size can be cut to fit a time budget; ``cuts`` says why, for the output.
+    """
     from cpuai.errors import ConfigError
     from cpuai.ml import patching, timing, workloads
     from cpuai.ml.policy import make_plan
@@ -201,6 +219,9 @@ def run_bench(
             progress(w.key)
         item = items[w.estimator]
         data = w.data(size)
+        if row_caps and w.key in row_caps:
+            data = workloads.subset(data, row_caps[w.key])
+        n_repeats = (repeats_for or {}).get(w.key, repeats)
         allowed = plan.allowed.get(w.estimator)
         variants = {"stock": timing.Variant(item.stock), "all": timing.Variant(item.accelerated)}
         gated = w.estimator in plan.patched and bool(allowed) and item.gateable
@@ -211,7 +232,7 @@ def run_bench(
                 context=functools.partial(patching.gated, item.accelerated, gate, w.estimator),
             )
         times = timing.time_variants(
-            w, variants, data, threads=threads, repeats=repeats, min_seconds=min_seconds
+            w, variants, data, threads=threads, repeats=n_repeats, min_seconds=min_seconds
         )
         stock, fast = times["stock"], times["all"]
         # measured runs exactly the stock class or the ungated accelerated class unless it is mixed:
@@ -233,6 +254,9 @@ def run_bench(
                 all=fast,
                 measured=measured,
                 measured_methods=chosen_methods,
+                rows=len(data.x_train) + len(data.x_test),
+                features=int(data.x_train.shape[1]),
+                repeats=n_repeats,
             )
         )
     machine = {
@@ -247,6 +271,7 @@ def run_bench(
         rows=rows,
         workloads={w.key: w for w in chosen},
         machine=machine,
+        cuts=dict(cuts or {}),
     )
 
 

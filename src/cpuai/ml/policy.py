@@ -1,9 +1,10 @@
 """Which estimators and methods to accelerate: ``all`` (what ``python -m sklearnex`` does) or ``measured``.
 
-``measured`` patches only estimators that calibration on this machine found clearly faster, and
-lets only the chosen methods take the oneDAL path (all of them, or just the faster one); everything
-else, including what calibration does not cover, runs stock scikit-learn.
-The plan also explains itself, for the report.
+``measured`` patches only estimators that calibration on this machine found faster in every repeat
+at both sizes, and lets only the chosen methods take the oneDAL path (all of them, or just the
+faster one); everything else, including what calibration does not cover, runs stock scikit-learn.
+The plan also explains itself, for the report: each decision carries calibration's reason and the
+per-repeat ratios behind it.
 """
 
 from __future__ import annotations
@@ -41,20 +42,31 @@ class Plan:
         if self.policy == "all":
             return {"patched": True, "accelerated_methods": "all", "speedups": speedups}
         choice = self.calibration.choices.get(name, {}) if self.calibration else {}
+        evidence: dict[str, Any] = {
+            k: choice[k] for k in ("candidates", "methods", "evidence") if k in choice
+        }
         if name not in self.patched:
-            why = "not calibrated" if not speedups else f"not >= {THRESHOLD}x faster in calibration"
+            if self.calibration and name in self.calibration.skipped:
+                why = "not calibrated (calibration time budget ran out before it)"
+            elif not speedups:
+                why = "not calibrated"
+            else:
+                why = choice.get("why") or f"not >= {THRESHOLD}x faster in calibration"
             return {
                 "patched": False,
                 "why": why,
                 "speedups": speedups,
                 "workload_speedup": choice.get("speedup"),
+                **evidence,
             }
         methods = sorted(self.allowed[name]) if name in self.allowed else "all"
         return {
             "patched": True,
             "accelerated_methods": methods,
+            "why": choice.get("why", ""),
             "speedups": speedups,
             "workload_speedup": choice.get("speedup"),
+            **evidence,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +75,7 @@ class Plan:
         return {
             "policy": self.policy,
             "threshold": THRESHOLD,
+            "rule": f"accelerate only what won every calibration repeat at both sizes by >= {THRESHOLD}x",
             "patched": self.patched,
             "stock": self.stock,
             "calibration": None

@@ -126,7 +126,10 @@ class Report:
         line = f"policy: {policy}"
         cal = self.plan.get("calibration")
         if policy == "measured" and cal:
-            line += f" (calibration {cal.get('path')}; accelerate where >= {self.plan.get('threshold')}x)"
+            line += (
+                f" (calibration {cal.get('path')}; accelerate only what won every repeat "
+                f"by >= {self.plan.get('threshold')}x)"
+            )
         console.print(line, soft_wrap=True)
         used = {r.estimator for r in self.rows}
         for name, d in sorted(self.decisions.items()):
@@ -137,10 +140,12 @@ class Report:
             methods = d.get("accelerated_methods") or []
             if d.get("patched"):
                 which = "all methods" if methods == "all" else ", ".join(methods)
-                console.print(f"  {short}: accelerated {which} (measured {speed})", soft_wrap=True)
+                why = f"; {d['why']}" if d.get("why") else ""
+                console.print(f"  {short}: accelerated {which} (median {speed}{why})", soft_wrap=True)
             else:
-                extra = f" (measured {speed})" if speed else ""
-                console.print(f"  {short}: kept stock, {d.get('why')}{extra}", soft_wrap=True)
+                extra = f" (median {speed})" if speed else ""
+                why = str(d.get("why", "")).removeprefix("stock: ")
+                console.print(f"  {short}: kept stock{extra}: {why}", soft_wrap=True)
         if any(r.status == FALLBACK or r.fallback for r in self.rows):
             console.print(
                 "fallback: sklearnex did not support these calls (see why) and ran stock scikit-learn"

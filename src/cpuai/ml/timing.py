@@ -116,3 +116,33 @@ def time_workload(
     return time_variants(
         workload, {"only": Variant(cls)}, data, threads=threads, repeats=repeats, min_seconds=min_seconds
     )["only"]
+
+
+def time_repeats(
+    workload: Workload,
+    variants: dict[str, Variant],
+    data: Data,
+    *,
+    threads: int,
+    repeats: int = 3,
+    sample_seconds: float = 0.1,
+    max_inner: int = 10,
+) -> list[dict[str, Timing]]:
+    """``repeats`` independent, interleaved samples of every variant, for a decision on each repeat.
+
+    Each repeat is one :func:`time_variants` round-robin (quick workloads run several times inside
+    it until ``sample_seconds``, keeping the best), so a repeat's stock and accelerated times were
+    measured side by side under the same load, and a ratio per repeat can be formed.
+    """
+    return [
+        time_variants(
+            workload,
+            variants,
+            data,
+            threads=threads,
+            repeats=1,
+            min_seconds=sample_seconds,
+            max_repeats=max_inner,
+        )
+        for _ in range(max(1, repeats))
+    ]

@@ -301,3 +301,21 @@ def by_key(key: str) -> Workload:
     raise ConfigError(
         f"unknown algorithm {key!r}", fix=f"use one of: {', '.join(w.key for w in all_workloads())}"
     )
+
+
+def subset(data: Data, rows: int) -> Data:
+    """The first ``rows`` rows of ``data`` (train and test shrunk alike, keeping the 3:1 split).
+
+    How a benchmark cuts an expensive workload to a smaller size without changing its generator.
+    """
+    total = len(data.x_train) + len(data.x_test)
+    if rows >= total:
+        return data
+    n_test = max(1, int(len(data.x_test) * rows / total))
+    n_train = max(1, rows - n_test)
+    return Data(
+        x_train=data.x_train[:n_train],
+        y_train=None if data.y_train is None else data.y_train[:n_train],
+        x_test=data.x_test[:n_test],
+        y_test=None if data.y_test is None else data.y_test[:n_test],
+    )
