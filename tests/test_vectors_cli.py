@@ -133,9 +133,29 @@ def test_bench_from_input_holds_out_queries(npy, tmp_path, capsys):
     assert (tmp_path / "recall_qps.png").exists()
 
 
+def test_build_on_the_hnswlib_engine_then_search_and_bench(npy, tmp_path, capsys):
+    out = tmp_path / "hnswlib-index"
+    argv = ["vectors", "build", "--input", str(npy), "--out", str(out), "--kind", "hnsw"]
+    assert main([*argv, "--engine", "hnswlib", "--M", "16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "hnswlib" and summary["count"] == 2000
+    assert (out / "index.hnswlib").is_file() and not (out / "index.faiss").exists()
+    q = tmp_path / "q.npy"
+    np.save(q, np.load(npy)[42])
+    assert main(["vectors", "search", str(out), "--vector", str(q), "-k", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"][0]["id"] == 42
+    bench = ["vectors", "bench", str(out), "--queries", "40", "--values", "16,64", "--threads", "1"]
+    assert main([*bench, "--target", "0.9", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["chosen"]["recall"] >= 0.9
+    assert VectorIndex.load(out).engine == "hnswlib"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
+        (["--kind", "hnsw-sq8", "--engine", "hnswlib"], ["the hnswlib engine has no hnsw-sq8 index"]),
+        (["--engine", "annoy"], ["unknown engine 'annoy'"]),
         (["--kind", "hnsw-pq"], ["unknown index kind 'hnsw-pq'", "flat, hnsw, hnsw-sq8, ivf-sq8"]),
         (["--M", "0"], ["M must be an integer in [2, 256], got 0"]),
         (["--metric", "dot"], ["unknown metric 'dot'"]),

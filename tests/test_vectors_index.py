@@ -1,19 +1,23 @@
-"""VectorIndex on real faiss: recall, deletes, growth, filters, save/load (+mmap), bad input.
+"""VectorIndex on real faiss and real hnswlib: recall, deletes, growth, filters, save/load (+mmap), bad input.
 
-The vectors are synthetic (Gaussian clusters, ``cpuai.vectors.synthetic``) and labelled so.
+The vectors are synthetic (Gaussian clusters, ``cpuai.vectors.synthetic``) and labelled so. ``SPECS``
+is every faiss kind plus ``hnsw@hnswlib``, the hnsw kind on the hnswlib engine.
 """
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
-from cpuai.errors import ConfigError, CpuaiError, DataError, InvalidInput
+from cpuai.errors import ConfigError, CpuaiError, DataError, DependencyError, InvalidInput
 from cpuai.vectors import KINDS, VectorIndex
 from cpuai.vectors.exact import knn
 from cpuai.vectors.synthetic import base_and_queries
 
 DIM = 32
+SPECS = [*KINDS, "hnsw@hnswlib"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,9 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def small_index(kind: str, x: np.ndarray, **kw) -> VectorIndex:
+    """A small index of ``kind`` ("kind" on faiss, or "kind@engine") over ``x``."""
+    kind, _, engine = kind.partition("@")
+    kw.setdefault("engine", engine or "faiss")
     kw.setdefault("M", 16)
     kw.setdefault("ef_construction", 64)
     if kind == "ivf-sq8":
@@ -38,7 +45,7 @@ def small_index(kind: str, x: np.ndarray, **kw) -> VectorIndex:
     return VectorIndex(kind, **kw).fit(x)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_every_kind_and_metric_finds_true_neighbours(kind, metric, synthetic):
     x, q = synthetic
@@ -69,7 +76,7 @@ def test_rerank_restores_exact_scores_and_recall(synthetic):
     np.testing.assert_allclose(scores, expect, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SPECS)
 def test_deleted_id_never_comes_back(kind, synthetic):
     x, q = synthetic
     index = small_index(kind, x, compact_at=0.5)
@@ -88,9 +95,10 @@ def test_deleted_id_never_comes_back(kind, synthetic):
     assert not np.isin(own, gone).any()
 
 
-def test_compaction_rebuilds_past_share(synthetic):
+@pytest.mark.parametrize("kind", ["hnsw-sq8", "hnsw@hnswlib"])
+def test_compaction_rebuilds_past_share(kind, synthetic):
     x, q = synthetic
-    index = small_index("hnsw-sq8", x, compact_at=0.1)
+    index = small_index(kind, x, compact_at=0.1)
     gone = np.arange(0, 250)
     index.delete(gone.tolist())
     assert index.n_deleted == 250  # 8.3% < 10%: tombstones only
@@ -105,9 +113,10 @@ def test_compaction_rebuilds_past_share(synthetic):
     np.testing.assert_allclose(index.vectors([2999])[0], x[2999] / np.linalg.norm(x[2999]), rtol=1e-6)
 
 
-def test_capacity_grows_and_readd_after_delete(synthetic):
+@pytest.mark.parametrize(("kind", "engine"), [("hnsw-sq8", "faiss"), ("hnsw", "hnswlib")])
+def test_capacity_grows_and_readd_after_delete(kind, engine, synthetic):
     x, q = synthetic
-    index = VectorIndex("hnsw-sq8", M=16, ef_construction=64)
+    index = VectorIndex(kind, engine=engine, M=16, ef_construction=64)
     for start in range(0, len(x), 500):  # many small adds; no capacity declared
         index.add(x[start : start + 500], ids=np.arange(start, start + 500) + 10_000)
     assert len(index) == len(x)
@@ -119,12 +128,13 @@ def test_capacity_grows_and_readd_after_delete(synthetic):
     assert set(ids[0].tolist()) == {10_000, 10_001}
 
 
-def test_auto_ids_and_string_ids(synthetic):
+@pytest.mark.parametrize("engine", ["faiss", "hnswlib"])
+def test_auto_ids_and_string_ids(engine, synthetic):
     x, _ = synthetic
-    auto = VectorIndex("hnsw", M=16).fit(x[:100])
+    auto = VectorIndex("hnsw", M=16, engine=engine).fit(x[:100])
     assert auto.add(x[100:110]).tolist() == list(range(100, 110))
     names = [f"doc-{i}" for i in range(200)]
-    index = VectorIndex("hnsw", M=16).fit(x[:200], ids=names)
+    index = VectorIndex("hnsw", M=16, engine=engine).fit(x[:200], ids=names)
     ids, _ = index.search(x[7], 3)
     assert ids[0, 0] == "doc-7"
     index.delete(["doc-7"])
@@ -134,7 +144,7 @@ def test_auto_ids_and_string_ids(synthetic):
         index.add(x[:1], ids=[5])
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SPECS)
 def test_filters_are_honoured(kind, synthetic):
     x, q = synthetic
     index = small_index(kind, x)
@@ -151,17 +161,20 @@ def test_filters_are_honoured(kind, synthetic):
     assert 17 not in ids.ravel().tolist()
 
 
-def test_filter_through_faiss_selector_on_large_allowed_set():
+@pytest.mark.parametrize(("kind", "engine"), [("hnsw-sq8", "faiss"), ("hnsw", "hnswlib")])
+def test_filter_through_the_engine_on_large_allowed_set(kind, engine):
     x, q = base_and_queries(12000, 20, 16, clusters=10, seed=2)
-    index = VectorIndex("hnsw-sq8", M=16, ef_construction=48, ef_search=64).fit(x)
-    allowed = np.flatnonzero(np.arange(len(x)) % 3 != 0)  # 8000 > EXACT_FILTER_MAX: faiss IDSelectorBatch
+    index = VectorIndex(kind, engine=engine, M=16, ef_construction=48, ef_search=64).fit(x)
+    index.delete([1, 2])  # filtered and deleted at once
+    # 7998 > EXACT_FILTER_MAX: a faiss IDSelectorBatch, or hnswlib's filter callable
+    allowed = np.flatnonzero((np.arange(len(x)) % 3 != 0) & (np.arange(len(x)) > 2))
     ids, _ = index.search(q, 10, filter=allowed)
     assert np.isin(ids, allowed).all()
     truth = allowed[knn(q, x[allowed], 10, "cosine")[0]]
     assert recall_at(ids, truth) >= 0.85
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SPECS)
 @pytest.mark.parametrize("mmap", [False, True])
 def test_save_load_round_trip_is_identical(kind, mmap, synthetic, tmp_path):
     x, q = synthetic
@@ -171,13 +184,14 @@ def test_save_load_round_trip_is_identical(kind, mmap, synthetic, tmp_path):
     filtered = index.search(q, 10, filter=range(0, 3000, 7))
     index.save(tmp_path / "idx")
     loaded = VectorIndex.load(tmp_path / "idx", mmap=mmap)
-    assert loaded.stats()["memory_mapped"] is mmap
+    on_faiss = loaded.engine == "faiss"  # hnswlib reads its graph into memory
+    assert loaded.stats()["memory_mapped"] is (mmap and on_faiss)
     assert loaded.params == index.params and len(loaded) == len(index)
     for got, want in zip(loaded.search(q, 10), before, strict=True):
         np.testing.assert_array_equal(got, want)
     for got, want in zip(loaded.search(q, 10, filter=range(0, 3000, 7)), filtered, strict=True):
         np.testing.assert_array_equal(got, want)
-    if mmap:
+    if mmap and on_faiss:
         assert isinstance(loaded._raw_base, np.memmap)
     # a loaded (even memory-mapped) index still grows and deletes
     loaded.add(x[:2] + 0.01, ids=[50_000, 50_001])
@@ -252,6 +266,31 @@ def test_unknown_kind_and_bad_knobs():
         VectorIndex("ivf-sq8", nlist=8, nprobe=64)
     with pytest.raises(ConfigError, match="compact_at"):
         VectorIndex("hnsw", compact_at=0)
+    with pytest.raises(ConfigError, match="unknown engine 'annoy'"):
+        VectorIndex("hnsw", engine="annoy")
+    with pytest.raises(ConfigError, match="the hnswlib engine has no hnsw-sq8 index"):
+        VectorIndex("hnsw-sq8", engine="hnswlib")
+
+
+def test_missing_hnswlib_is_a_dependency_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hnswlib", None)  # import hnswlib now raises ImportError
+    with pytest.raises(DependencyError, match="needs the hnswlib package") as err:
+        VectorIndex("hnsw", engine="hnswlib")
+    assert "pip install" in (err.value.fix or "")
+
+
+def test_hnswlib_engine_uses_the_thread_budget_and_rejects_bad_ones(synthetic, monkeypatch):
+    x, q = synthetic
+    seen: list[int] = []
+    import cpuai.hardware
+
+    monkeypatch.setattr(cpuai.hardware, "core_budget", lambda: seen.append(1) or 1)
+    index = VectorIndex("hnsw", engine="hnswlib", M=16).fit(x[:500])
+    index.search(q, 5)
+    assert seen  # threads came from cpuai.hardware.core_budget()
+    assert VectorIndex("hnsw", engine="hnswlib", threads=2).fit(x[:50])._threads() == 2
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        VectorIndex("hnsw", engine="hnswlib", threads=0)
 
 
 def test_searching_an_empty_index():
@@ -282,11 +321,11 @@ def test_other_bad_input(synthetic, tmp_path):
 
 # ---------------------------------------------------------------------- the must-show recall
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "ef_search"), [("hnsw", 64), ("hnsw-sq8", 128)])
+@pytest.mark.parametrize(("kind", "ef_search"), [("hnsw", 64), ("hnsw-sq8", 128), ("hnsw@hnswlib", 64)])
 def test_recall_at_10_on_50k_x_384_clustered_synthetic(kind, ef_search):
     """recall@10 >= 0.95 on 50k x 384 clustered vectors (synthetic), M=16, ef_construction=100."""
     x, q = base_and_queries(50_000, 200, 384, clusters=100, seed=0)
     truth, _ = knn(q, x, 10, "cosine")
-    index = VectorIndex(kind, metric="cosine", M=16, ef_construction=100, ef_search=ef_search).fit(x)
+    index = small_index(kind, x, metric="cosine", M=16, ef_construction=100, ef_search=ef_search)
     ids, _ = index.search(q, 10)
     assert recall_at(ids, truth) >= 0.95

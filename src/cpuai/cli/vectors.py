@@ -8,7 +8,8 @@ from typing import Any
 import typer
 
 vectors_app = typer.Typer(
-    help="Vector recall: build, search and benchmark ANN indexes (faiss HNSW / INT8).", no_args_is_help=True
+    help="Vector recall: build, search and benchmark ANN indexes (faiss HNSW / INT8, or hnswlib).",
+    no_args_is_help=True,
 )
 
 
@@ -87,6 +88,9 @@ def build(
         None, "--model", help="Text-embedding package for texts (e.g. INT8 MiniLM)."
     ),
     kind: str = typer.Option("hnsw-sq8", "--kind", help="flat, hnsw, hnsw-sq8 or ivf-sq8."),
+    engine: str = typer.Option(
+        "faiss", "--engine", help="faiss, or hnswlib for --kind hnsw (FP32; needs hnswlib installed)."
+    ),
     metric: str = typer.Option("cosine", "--metric", help="cosine, ip or l2."),
     m: int = typer.Option(32, "--M", help="HNSW links per node (memory 8*M bytes per vector)."),
     ef_construction: int = typer.Option(200, "--ef-construction", help="HNSW build beam width."),
@@ -115,6 +119,7 @@ def build(
         nprobe=nprobe,
         rerank=rerank,
         threads=threads,
+        engine=engine,
     )
     vectors, texts = _read_input(input)
     started = time.perf_counter()
@@ -136,7 +141,7 @@ def build(
         raise DataError(f"{input} holds no vectors", fix="pass an (n, dim) array with n >= 1")
     chunk = 20_000
     with _progress(json_out) as bar:
-        task = bar.add_task(f"indexing ({kind})", total=len(vectors))
+        task = bar.add_task(f"indexing ({kind} on {engine})", total=len(vectors))
         for start in range(0, len(vectors), chunk):
             stop = start + chunk
             if start == 0 and kind in ("hnsw-sq8", "ivf-sq8"):
@@ -156,7 +161,7 @@ def build(
         print_json(summary)
         return
     console.print(
-        f"wrote {out}: {len(index)} vectors of dim {index.dim}, {kind}/{metric}"
+        f"wrote {out}: {len(index)} vectors of dim {index.dim}, {kind}/{metric} on {engine}"
         f"{f', texts embedded with {model}' if texts else ''} in {summary['build_seconds']:.1f} s"
     )
 
@@ -233,6 +238,7 @@ def bench(
     ),
     input: Path | None = typer.Option(None, "--input", help="vectors.npy to build a fresh index from."),
     kind: str = typer.Option("hnsw-sq8", "--kind", help="Kind for --input."),
+    engine: str = typer.Option("faiss", "--engine", help="Engine for --input: faiss, or hnswlib (hnsw)."),
     metric: str = typer.Option("cosine", "--metric", help="Metric for --input."),
     m: int = typer.Option(32, "--M", help="HNSW links per node, for --input."),
     ef_construction: int = typer.Option(200, "--ef-construction", help="HNSW build beam width, for --input."),
@@ -299,7 +305,7 @@ def bench(
                 fix="pass fewer --queries",
             )
         q, x = x[-queries:], x[:-queries]
-        index = VectorIndex(kind, metric=metric, M=m, ef_construction=ef_construction).fit(x)
+        index = VectorIndex(kind, metric=metric, M=m, ef_construction=ef_construction, engine=engine).fit(x)
     truth = vbench.ground_truth(index, q, k)
     rows = vbench.sweep(index, q, truth, k=k, values=sweep_values, threads=thread_list)
     best = vbench.smallest_reaching(rows, target)

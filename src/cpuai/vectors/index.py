@@ -16,6 +16,10 @@ are excluded inside faiss by an id selector, and once their share passes ``compa
 sets, and rows the graph returns short, are answered exactly. The full-precision vectors are kept
 in ``vectors.npy``; loaded with ``mmap=True`` they stay on disk and only the candidates that
 ``rerank`` re-scores exactly are read, so resident memory stays near the INT8 size.
+
+``engine="hnswlib"`` (kind ``hnsw`` only) runs the graph on hnswlib instead (``HnswlibGraph``): the
+same ids, deletes (hnswlib's ``mark_deleted``), filters (its filter callable), growth
+(``resize_index``), save/load and thread budget; the FP32 vectors then live in the graph only.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from cpuai.errors import ConfigError, DataError, InvalidInput
 from cpuai.vectors import exact
+from cpuai.vectors.hnswlib_graph import HnswlibGraph, ShortResult, require_hnswlib
 from cpuai.vectors.ids import IdMap
 from cpuai.vectors.kinds import HNSW_KINDS, IndexParams, needs_training, new_faiss_index, search_params
 
@@ -95,6 +100,7 @@ class VectorIndex:
 
     ``kind`` is flat, hnsw, hnsw-sq8 or ivf-sq8; ``metric`` ip, cosine or l2. ``dim`` is taken from
     the first vectors when not given. ``threads`` defaults to ``cpuai.hardware.core_budget()``.
+    ``engine`` is faiss, or hnswlib for the hnsw kind (a DependencyError if hnswlib is missing).
     """
 
     def __init__(
@@ -111,6 +117,7 @@ class VectorIndex:
         rerank: int = 0,
         compact_at: float = 0.2,
         threads: int | None = None,
+        engine: str = "faiss",
     ) -> None:
         self._settings: dict[str, Any] = dict(
             kind=kind,
@@ -121,10 +128,13 @@ class VectorIndex:
             nprobe=nprobe,
             rerank=rerank,
             compact_at=compact_at,
+            engine=engine,
         )
         self._nlist = nlist
         # Validate now, so a bad knob fails before any data is read.
         IndexParams(dim=dim or 1, nlist=nlist or max(nprobe, 1), **self._settings)
+        if engine == "hnswlib":
+            require_hnswlib()
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ConfigError(
                 f"threads must be a positive integer, got {threads!r}",
@@ -153,6 +163,14 @@ class VectorIndex:
     @property
     def metric(self) -> str:
         return self._settings["metric"]
+
+    @property
+    def engine(self) -> str:
+        return self._settings["engine"]
+
+    @property
+    def _on_hnswlib(self) -> bool:
+        return self._settings["engine"] == "hnswlib"
 
     @property
     def dim(self) -> int | None:
@@ -209,10 +227,13 @@ class VectorIndex:
                 self._create(x)
             elif self._mapped:
                 self._materialise()
-            self._set_threads()
-            self.index_.add(x)
+            if self._on_hnswlib:
+                self.index_.add(x, self._threads())
+            else:
+                self._set_threads()
+                self.index_.add(x)
+                self._raw_new.append(x)  # hnswlib keeps the FP32 vectors in its graph already
             self.ids_.append(new_ids)
-            self._raw_new.append(x)
             self._raw_new_cat = None
             self._alive_bits = None
             if texts is not None or self.texts_ is not None:
@@ -238,6 +259,14 @@ class VectorIndex:
     def _trained_index(self, x: np.ndarray) -> Any:
         params = self.params_
         assert params is not None
+        if params.engine == "hnswlib":
+            return HnswlibGraph(
+                params.dim,
+                params.metric,
+                M=params.M,
+                ef_construction=params.ef_construction,
+                capacity=len(x),
+            )
         index = new_faiss_index(params)
         if needs_training(params.kind):
             if params.kind == "ivf-sq8" and len(x) < params.nlist:
@@ -269,6 +298,8 @@ class VectorIndex:
     # ------------------------------------------------------------------ raw vectors
     def _raw_positions(self, positions: np.ndarray) -> np.ndarray:
         """Full-precision (normalised for cosine) vectors at ``positions`` (any shape) -> (..., d)."""
+        if self._on_hnswlib:
+            return self._graph_vectors(positions)
         base_n = 0 if self._raw_base is None else len(self._raw_base)
         if self._raw_new and self._raw_new_cat is None:
             self._raw_new_cat = np.concatenate(self._raw_new) if len(self._raw_new) > 1 else self._raw_new[0]
@@ -286,6 +317,17 @@ class VectorIndex:
         if (~old).any():
             assert self._raw_new_cat is not None
             out[~old] = self._raw_new_cat[flat[~old] - base_n]
+        return out.reshape(*positions.shape, out.shape[1])
+
+    def _graph_vectors(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors read back from the hnswlib graph; deleted or empty positions give zero rows."""
+        flat = positions.reshape(-1)
+        out = np.zeros((len(flat), self._dim or 0), dtype=np.float32)
+        live = flat >= 0
+        live[live] = ~self.ids_.deleted[flat[live]]
+        if live.any():
+            uniq, inverse = np.unique(flat[live], return_inverse=True)
+            out[live] = self.index_.get(uniq)[inverse]
         return out.reshape(*positions.shape, out.shape[1])
 
     def vectors(self, ids: Iterable[Any]) -> np.ndarray:
@@ -317,25 +359,46 @@ class VectorIndex:
                 if len(allowed) <= EXACT_FILTER_MAX or self.kind == "flat":
                     pos, scores = self._exact_among(q, allowed, k)
                     return self._answer(pos, scores, k)
-                import faiss
+                selector: Any
+                if self._on_hnswlib:
+                    selector = np.zeros(self.ids_.size, dtype=bool)
+                    selector[allowed] = True
+                else:
+                    import faiss
 
-                selector = faiss.IDSelectorBatch(allowed)
-                pos, scores = self._ann(q, k, selector, len(allowed))
+                    selector = faiss.IDSelectorBatch(allowed)
+                try:
+                    pos, scores = self._ann(q, k, selector, len(allowed))
+                except ShortResult:  # hnswlib returns all k or fails the batch: answer it exactly
+                    pos, scores = self._exact_among(q, allowed, k)
+                    return self._answer(pos, scores, k)
                 short = (pos[:, : min(k, len(allowed))] < 0).any(axis=1)
                 if short.any():  # the graph ran out of allowed neighbours: answer those rows exactly
                     p2, s2 = self._exact_among(q[short], allowed, k)
                     pos[short], scores[short] = p2, s2
                 return self._answer(pos, scores, k)
-            pos, scores = self._ann(q, k, self._alive_selector(), len(self.ids_))
+            if self._on_hnswlib:  # deleted positions are marked inside hnswlib itself
+                try:
+                    pos, scores = self._ann(q, k, None, len(self.ids_))
+                except ShortResult:
+                    pos, scores = self._exact_among(q, self.ids_.live_positions(), k)
+            else:
+                pos, scores = self._ann(q, k, self._alive_selector(), len(self.ids_))
             return self._answer(pos, scores, k)
 
     def _ann(self, q: np.ndarray, k: int, selector: Any, available: int) -> tuple[np.ndarray, np.ndarray]:
-        """faiss search (with optional selector), then exact re-rank of ``rerank``·k candidates."""
+        """Engine search (with optional selector), then exact re-rank of ``rerank``·k candidates.
+
+        ``selector`` is a faiss IDSelector, or for hnswlib a bool mask of allowed positions.
+        """
         params = self.params
         want = min(k, available)
-        fetch = want * params.rerank if params.rerank > 1 else want
-        self._set_threads()
-        scores, pos = self.index_.search(q, fetch, params=search_params(params, fetch, selector))
+        fetch = min(want * params.rerank, available) if params.rerank > 1 else want
+        if self._on_hnswlib:
+            scores, pos = self.index_.search(q, fetch, params.ef_search, self._threads(), selector)
+        else:
+            self._set_threads()
+            scores, pos = self.index_.search(q, fetch, params=search_params(params, fetch, selector))
         pos = pos.astype(np.int64)
         if params.rerank > 0:
             pos, scores = self._rerank(q, pos, want)
@@ -417,7 +480,7 @@ class VectorIndex:
             self._settings.update(changes)
             if self.params_ is not None:
                 self.params_ = new
-                if self.kind in HNSW_KINDS and self.index_ is not None:
+                if self.kind in HNSW_KINDS and self.index_ is not None and not self._on_hnswlib:
                     self.index_.hnsw.efSearch = new.ef_search
                 if self.kind == "ivf-sq8" and self.index_ is not None:
                     self.index_.nprobe = new.nprobe
@@ -430,6 +493,8 @@ class VectorIndex:
         """
         with self._lock:
             positions = self.ids_.delete(list(ids))
+            if self._on_hnswlib:
+                self.index_.mark_deleted(positions)
             self._alive_bits = None
             if self.ids_.size and self.ids_.n_deleted / self.ids_.size > self.params.compact_at:
                 self.compact()
@@ -451,6 +516,13 @@ class VectorIndex:
             self._raw_base, self._raw_new, self._raw_new_cat = x, [], None
             self._alive_bits = None
             self._mapped = False
+            if self._on_hnswlib:
+                self._raw_base = None
+                self.index_ = self._trained_index(x)
+                if len(x):
+                    self.index_.add(x, self._threads())
+                log.info("compacted vector index: %d deleted vectors removed, %d kept", removed, len(x))
+                return
             if len(x) and not (self.kind == "ivf-sq8" and len(x) < self.params.nlist):
                 self.index_ = self._trained_index(x)
             else:  # too few left to retrain: keep the trained quantizer, drop the vectors
@@ -475,8 +547,11 @@ class VectorIndex:
                 raise InvalidInput("the index is empty: nothing to save", fix="add vectors before saving")
             dest = Path(path)
             with atomic_dir(dest) as tmp:
-                faiss.write_index(self.index_, str(tmp / "index.faiss"))
-                np.save(tmp / "vectors.npy", self._raw_positions(np.arange(self.ids_.size)))
+                if self._on_hnswlib:  # the graph file holds the FP32 vectors too
+                    self.index_.save(tmp)
+                else:
+                    faiss.write_index(self.index_, str(tmp / "index.faiss"))
+                    np.save(tmp / "vectors.npy", self._raw_positions(np.arange(self.ids_.size)))
                 if self.ids_.mode == "str":
                     (tmp / "ids.json").write_text(json.dumps(self.ids_.labels.tolist()))
                 else:
@@ -499,10 +574,21 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = True, threads: int | None = None) -> VectorIndex:
-        """Read an index saved by ``save``; ``mmap`` keeps the faiss codes and FP32 vectors on disk."""
-        import faiss
+        """Read an index saved by ``save``; ``mmap`` keeps the faiss codes and FP32 vectors on disk.
+
+        Changes logged since the save (``changes.log``, written by ``cpuai serve``) are replayed.
+        """
+        from cpuai.vectors import changelog
 
         root = Path(path)
+        index = cls._load_files(root, mmap=mmap, threads=threads)
+        changelog.replay(index, root)
+        return index
+
+    @classmethod
+    def _load_files(cls, root: Path, *, mmap: bool, threads: int | None) -> VectorIndex:
+        import faiss
+
         settings_file = root / SETTINGS_FILE
         if not settings_file.is_file():
             raise DataError(
@@ -530,6 +616,8 @@ class VectorIndex:
         index.params_ = params
         index.model = settings.get("model")
         index._source = root
+        if params.engine == "hnswlib":
+            return index._load_hnswlib(root, settings)
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
             index.index_ = faiss.read_index(str(root / "index.faiss"), flags)
@@ -541,16 +629,8 @@ class VectorIndex:
                 ) from None
             log.info("faiss cannot memory-map this index (%s); reading it into memory", exc)
             index.index_ = faiss.read_index(str(root / "index.faiss"))
-        mode = settings.get("id_mode")
-        labels = (
-            np.array(json.loads((root / "ids.json").read_text()), dtype=object)
-            if mode == "str"
-            else np.load(root / "ids.npy")
-        )
-        index.ids_ = IdMap.from_state(mode, labels, np.load(root / "deleted.npy"))
+        index._load_ids_and_texts(root, settings)
         index._raw_base = np.load(root / "vectors.npy", mmap_mode="r" if mmap else None)
-        if (root / "texts.json").is_file():
-            index.texts_ = json.loads((root / "texts.json").read_text())
         if index.index_.ntotal != index.ids_.size or len(index._raw_base) != index.ids_.size:
             raise DataError(
                 f"{root} is inconsistent: {index.index_.ntotal} vectors in index.faiss, "
@@ -559,19 +639,54 @@ class VectorIndex:
             )
         return index
 
+    def _load_ids_and_texts(self, root: Path, settings: dict[str, Any]) -> None:
+        mode = settings.get("id_mode")
+        labels = (
+            np.array(json.loads((root / "ids.json").read_text()), dtype=object)
+            if mode == "str"
+            else np.load(root / "ids.npy")
+        )
+        self.ids_ = IdMap.from_state(mode, labels, np.load(root / "deleted.npy"))
+        if (root / "texts.json").is_file():
+            self.texts_ = json.loads((root / "texts.json").read_text())
+
+    def _load_hnswlib(self, root: Path, settings: dict[str, Any]) -> VectorIndex:
+        """The hnswlib half of ``load``: the graph is read into memory (hnswlib cannot memory-map)."""
+        params = self.params
+        if not (root / "index.hnswlib").is_file():
+            raise DataError(f"{root} has no index.hnswlib", fix="rebuild the index")
+        try:
+            self.index_ = HnswlibGraph.load(
+                root, params.dim, params.metric, M=params.M, ef_construction=params.ef_construction
+            )
+        except RuntimeError as exc:
+            raise DataError(f"cannot read {root / 'index.hnswlib'}: {exc}", fix="rebuild the index") from None
+        self._load_ids_and_texts(root, settings)
+        if self.index_.ntotal != self.ids_.size:
+            raise DataError(
+                f"{root} is inconsistent: {self.index_.ntotal} vectors in index.hnswlib, "
+                f"{self.ids_.size} ids",
+                fix="rebuild the index",
+            )
+        return self
+
     # ------------------------------------------------------------------ misc
+    def _threads(self) -> int:
+        from cpuai.hardware import core_budget
+
+        return self.threads or core_budget()
+
     def _set_threads(self) -> None:
         import faiss
 
-        from cpuai.hardware import core_budget
-
-        faiss.omp_set_num_threads(self.threads or core_budget())
+        faiss.omp_set_num_threads(self._threads())
 
     def stats(self) -> dict[str, Any]:
         """Counts and settings for reports and the CLI."""
         p = self.params
         return {
             "kind": p.kind,
+            "engine": p.engine,
             "metric": p.metric,
             "dim": self._dim,
             "count": len(self),

@@ -5,6 +5,9 @@
     hnsw-sq8  HNSW graph over INT8 scalar-quantized vectors (IndexHNSWSQ QT_8bit); d bytes + graph
     ivf-sq8   inverted lists over INT8 vectors (IndexIVFScalarQuantizer); d bytes + 8, needs training
 
+Engines: every kind runs on ``faiss``; ``hnsw`` may instead run on ``hnswlib`` (FP32 only, since
+hnswlib has no scalar quantizer; see ``cpuai.vectors.hnswlib_graph``).
+
 Metrics: ``ip`` (inner product), ``cosine`` (inner product over L2-normalised vectors) and ``l2``
 (squared Euclidean distance; smaller is closer). ``docs/vectors.md`` gives the cost of each knob in
 numbers.
@@ -21,6 +24,7 @@ KINDS = ("flat", "hnsw", "hnsw-sq8", "ivf-sq8")
 METRICS = ("ip", "cosine", "l2")
 HNSW_KINDS = ("hnsw", "hnsw-sq8")
 SQ8_KINDS = ("hnsw-sq8", "ivf-sq8")
+ENGINES = ("faiss", "hnswlib")
 
 
 def _int_in(name: str, value: Any, low: int, high: int, hint: str) -> int:
@@ -46,10 +50,18 @@ class IndexParams:
     nprobe: int = 16
     rerank: int = 0
     compact_at: float = 0.2
+    engine: str = "faiss"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown index kind {self.kind!r}", fix=f"use one of {', '.join(KINDS)}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}", fix=f"use one of {', '.join(ENGINES)}")
+        if self.engine == "hnswlib" and self.kind != "hnsw":
+            raise ConfigError(
+                f"the hnswlib engine has no {self.kind} index (it stores FP32 vectors in an HNSW graph only)",
+                fix="use kind='hnsw' with engine='hnswlib', or engine='faiss' for flat, hnsw-sq8 and ivf-sq8",
+            )
         if self.metric not in METRICS:
             raise ConfigError(f"unknown metric {self.metric!r}", fix=f"use one of {', '.join(METRICS)}")
         _int_in("dim", self.dim, 1, 65536, "pass the vector length, e.g. dim=384 for MiniLM")

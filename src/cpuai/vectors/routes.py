@@ -11,8 +11,12 @@
 
 Errors are ``CpuaiError`` subclasses; the serve app turns them into 4xx ``{"error": "..."}`` and
 applies its auth and metrics middleware to these routes like to the model routes. Adds and deletes
-change the index in memory (the files on disk are not rewritten). Texts are embedded with the model
-the index was built with (its ``model`` setting), loaded once per index.
+of an index served from a directory are persisted: each change is applied in memory and appended to
+the directory's write-ahead log (``cpuai.vectors.changelog``, fsync'd) before the answer; the log is
+replayed on load and folded into a full save past its size limit and on shutdown. Indexes passed in
+as ``VectorIndex`` objects stay in memory only. Searches keep running while a change is logged.
+Texts are embedded with the model the index was built with (its ``model`` setting), loaded once
+per index.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from cpuai.errors import ConfigError, InvalidInput
-from cpuai.vectors.index import VectorIndex
+from cpuai.vectors.changelog import FOLD_BYTES, ChangeLog
+from cpuai.vectors.index import VectorIndex, as_matrix
 
 try:  # the serve app maps its NotFound to 404; without serve, a plain 4xx error still applies
     from cpuai.serve.errors import NotFound as _NotFoundBase
@@ -75,12 +80,17 @@ IndexSource = Mapping[str, VectorIndex | str | Path] | Callable[[str], VectorInd
 class IndexSet:
     """Named indexes, loaded lazily (memory-mapped) from paths or a loader, with their text embedders."""
 
-    def __init__(self, source: IndexSource, *, threads: int | None = None) -> None:
+    def __init__(
+        self, source: IndexSource, *, threads: int | None = None, fold_bytes: int = FOLD_BYTES
+    ) -> None:
         self._source = source
         self._threads = threads
+        self._fold_bytes = fold_bytes
         self._loaded: dict[str, VectorIndex] = {}
+        self._logs: dict[str, ChangeLog] = {}
         self._embedders: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._writers: dict[str, threading.Lock] = {}
 
     def names(self) -> list[str]:
         return sorted(self._source) if isinstance(self._source, Mapping) else sorted(self._loaded)
@@ -92,6 +102,7 @@ class IndexSet:
             if isinstance(self._source, Mapping):
                 item = self._source.get(name)
                 if isinstance(item, str | Path):
+                    self._logs[name] = ChangeLog(item, fold_bytes=self._fold_bytes)
                     item = VectorIndex.load(item, mmap=True, threads=self._threads)
             else:
                 item = self._source(name)
@@ -102,6 +113,18 @@ class IndexSet:
                 )
             self._loaded[name] = item
             return item
+
+    def writer(self, name: str) -> threading.Lock:
+        """The lock one index's writers hold across "change it, then log the change"."""
+        with self._lock:
+            log = self._logs.get(name)
+            if log is not None:
+                return log.lock
+            return self._writers.setdefault(name, threading.Lock())
+
+    def changelog(self, name: str) -> ChangeLog | None:
+        """The write-ahead log of an index served from a directory (None for in-memory ones)."""
+        return self._logs.get(name)
 
     def embed(self, name: str, index: VectorIndex, texts: list[str]) -> np.ndarray:
         if not index.model:
@@ -118,6 +141,11 @@ class IndexSet:
         return embedder.embed(texts)
 
     def close(self) -> None:
+        """Fold every change log into its index's files (the server calls this on shutdown)."""
+        for name, log in list(self._logs.items()):
+            index = self._loaded.get(name)
+            if index is not None:
+                log.fold(index)
         for embedder in self._embedders.values():
             embedder.close()
 
@@ -144,14 +172,19 @@ def _jsonable(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRouter:
-    """An APIRouter serving ``indexes`` (name -> VectorIndex or index directory, or a loader function)."""
+def make_router(
+    indexes: IndexSource, *, threads: int | None = None, fold_bytes: int = FOLD_BYTES
+) -> APIRouter:
+    """An APIRouter serving ``indexes`` (name -> VectorIndex or index directory, or a loader function).
+
+    Changes to directory-backed indexes are logged and folded past ``fold_bytes`` (see module doc).
+    """
     if not isinstance(indexes, Mapping) and not callable(indexes):
         raise ConfigError(
             f"indexes must be a mapping of name to index or a loader, got {type(indexes).__name__}",
             fix="pass {'docs': 'path/to/index'}",
         )
-    store = IndexSet(indexes, threads=threads)
+    store = IndexSet(indexes, threads=threads, fold_bytes=fold_bytes)
     router = APIRouter(prefix="/v1/indexes", tags=["vectors"])
     router.state = store  # type: ignore[attr-defined]
 
@@ -198,7 +231,14 @@ def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRoute
             if not req.texts:
                 raise InvalidInput("texts is empty", fix="send at least one text")
             vectors = store.embed(name, index, req.texts)
-        added = index.add(vectors, ids=req.ids, texts=req.texts)
+        x = as_matrix(vectors, index.dim)
+        log = store.changelog(name)
+        with store.writer(name):
+            added = index.add(x, ids=req.ids, texts=req.texts)
+            if log is not None:
+                log.record_add(added, x, req.texts)
+        if log is not None:
+            log.maybe_fold(index)
         return {
             "index": name,
             "added": len(added),
@@ -209,7 +249,13 @@ def make_router(indexes: IndexSource, *, threads: int | None = None) -> APIRoute
     @router.post("/{name}/delete")
     def delete(name: str, req: DeleteRequest) -> dict[str, Any]:
         index = store.get(name)
-        n = index.delete(req.ids)
+        log = store.changelog(name)
+        with store.writer(name):
+            n = index.delete(req.ids)
+            if log is not None:
+                log.record_delete(req.ids)
+        if log is not None:
+            log.maybe_fold(index)
         return {"index": name, "deleted": n, "count": len(index)}
 
     return router
