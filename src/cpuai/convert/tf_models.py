@@ -14,10 +14,13 @@ for a SavedModel. Needs ``pip install 'cpuai[tf]'``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,23 @@ from cpuai.convert.sources import Source
 from cpuai.errors import DependencyError, ModelError, require
 
 SIGNATURE = "serving_default"
+#: Loggers that narrate every export at INFO ("Assets written to", tf2onnx's optimiser passes).
+_CHATTY = ("tensorflow", "tf2onnx", "absl")
+
+
+@contextlib.contextmanager
+def _quiet_tf() -> Iterator[None]:
+    """TF's C++ and Python INFO logs off while converting; cpuai prints its own one-line summary."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    loggers = [logging.getLogger(n) for n in _CHATTY]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 class TfModel:
@@ -165,7 +185,7 @@ def convert_tf(
     """A Keras file or SavedModel to an IR or ONNX package whose outputs agree with TensorFlow's."""
     require("tensorflow", "tf")
     assert source.path is not None
-    with tempfile.TemporaryDirectory(prefix="cpuai-convert-tf-") as work_dir:
+    with _quiet_tf(), tempfile.TemporaryDirectory(prefix="cpuai-convert-tf-") as work_dir:
         work = Path(work_dir)
         model = TfModel(source.path, work)
         plan = plan_inputs(model.tensor_specs(), input_shapes, label=source.label)
