@@ -100,3 +100,23 @@ def test_cli_search_prints_hits_with_text(docs_index, capsys):
     assert out["hits"][0]["text"] == "Return a list of all non-overlapping matches in the string."
     assert main(["vectors", "search", str(docs_index), "delete a whole directory tree", "-k", "2"]) == 0
     assert "Recursively delete a directory tree." in capsys.readouterr().out
+
+
+def test_embedder_keeps_every_core_busy_and_matches_the_text_task(minilm, corpus):
+    """Batches in flight on one-core streams give exactly the text task's vectors, in the caller's order."""
+    from cpuai.hardware import core_budget
+    from cpuai.runtime.loader import plan_threads
+    from cpuai.tasks.text import embed
+    from cpuai.vectors.embedding import TextEmbedder
+
+    texts = [r.text for r in corpus[:150]][::-1]  # unsorted lengths, more batches than streams
+    embedder = TextEmbedder(minilm, batch_size=8)
+    try:
+        assert embedder.streams == plan_threads(None, None, "throughput", core_budget())[1]
+        done: list[int] = []
+        ours = embedder.embed(texts, progress=done.append)
+        reference = embed(embedder.engine, texts, 8, package=embedder.package)
+    finally:
+        embedder.close()
+    assert sum(done) == len(texts) and len(done) == -(-len(texts) // 8)  # one progress step per batch
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
