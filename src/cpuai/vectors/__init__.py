@@ -1,7 +1,9 @@
 """Vector recall: INT8 HNSW indexes on faiss with real deletes, filters, growth and mmap re-rank.
 
 ``VectorIndex`` is the index; ``kinds`` lists flat, hnsw, hnsw-sq8 and ivf-sq8 and checks their
-knobs; ``embedding`` turns texts into vectors through ``cpuai.runtime``; ``routes`` serves indexes.
+knobs; ``hnswlib_graph`` runs the hnsw kind on hnswlib instead of faiss; ``embedding`` turns texts
+into vectors through ``cpuai.runtime``; ``routes`` serves indexes, and ``changelog`` persists the
+adds and deletes they receive.
 """
 
 import logging
