@@ -12,10 +12,14 @@ several repeats (the median of the repeats is reported) so machine noise hits th
 objective: median ms of sync requests at batch 1 (speed-up = default / tuned). Throughput objective:
 samples/s with each contender's own requests in flight (ratio = tuned / default).
 
-Models: the digits CNN (trained here in seconds on scikit-learn's digits, as tests/conftest.py does)
-and all-MiniLM-L6-v2 (``cpuai models export minilm``) on real text (Python docstrings).
+Models (``--models``, default all three): the digits CNN (``digits``, trained here in seconds on
+scikit-learn's digits, as tests/conftest.py does), cpuai's own ResNet-18 at 3×224×224 (``resnet18``,
+``cpuai.models.resnet:resnet18``, 1000 classes, random weights: speed does not depend on them) on
+random images, and all-MiniLM-L6-v2 (``minilm``, ``cpuai models export minilm``) on real text
+(Python docstrings).
 
-    .venv/bin/python benchmarks/tune.py --quick     # a couple of minutes on 2 cores
+    .venv/bin/python benchmarks/tune.py --quick     # under ~10 minutes on 2 idle cores
+    .venv/bin/python benchmarks/tune.py --quick --models digits,resnet18
     .venv/bin/python benchmarks/tune.py             # the full run
 """
 
@@ -88,6 +92,43 @@ def digits_package(out: Path, epochs: int) -> pkgmod.ModelPackage:
         torch.onnx.export(
             model,
             (torch.zeros(1, 1, 32, 32),),
+            str(tmp / "model.onnx"),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+    return pkgmod.write(out, manifest, files)
+
+
+def resnet18_package(out: Path) -> pkgmod.ModelPackage:
+    """cpuai's ResNet-18 (ImageNet layout, 1000 classes, random weights) as an FP32 ONNX package at 224×224.
+
+    Random weights are enough here: tune and the library defaults are compared on speed only, and a
+    convolutional network's speed does not depend on its weight values.
+    """
+    import torch
+
+    from cpuai.models.resnet import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(num_classes=1000).eval()
+    manifest = pkgmod.Manifest(
+        name="resnet18",
+        task="image-classification",
+        format="onnx",
+        inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 3, 224, 224], layout="NCHW")],
+        outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 1000])],
+        preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(224, 224), color="rgb")),
+        labels=[f"class{i}" for i in range(1000)],
+    )
+
+    def files(tmp: Path) -> None:
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 224, 224),),
             str(tmp / "model.onnx"),
             input_names=["input"],
             output_names=["logits"],
@@ -269,14 +310,17 @@ def _write(out: Path, rows: list[dict], args: argparse.Namespace, cores: int) ->
     report = {
         "benchmark": "tune",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/tune.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/tune.py"
+        + (" --quick" if args.quick else "")
+        + (f" --models {','.join(args.models)}" if list(args.models) != list(MODELS) else ""),
         "machine": machine_summary(),
         "cores": cores,
         "settings": {
             "duration_s": args.duration,
             "repeats": args.repeats,
             "tune_budget_s": args.tune_budget,
-            "throughput_batches": "1,8,32 (MiniLM 1,8 with --quick)",
+            "throughput_batches": "1,8,32 (MiniLM and ResNet-18 1,8 with --quick)",
+            "models": args.models,
         },
         "results": rows,
     }
@@ -284,12 +328,36 @@ def _write(out: Path, rows: list[dict], args: argparse.Namespace, cores: int) ->
     out.write_text(json.dumps(report, indent=2, default=str))
 
 
+MODELS = ("digits", "resnet18", "minilm")
+
+
+def _models(text: str) -> list[str]:
+    wanted = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in MODELS]
+    if unknown or not wanted:
+        raise SystemExit(
+            f"error: unknown model(s) {', '.join(unknown) or '(none)'}; use: {', '.join(MODELS)}"
+        )
+    return wanted
+
+
+def throughput_batches(pkg: pkgmod.ModelPackage, quick: bool) -> list[int]:
+    """1, 8, 32; with --quick the heavy models (MiniLM, ResNet-18) stop at 8 to keep the run short."""
+    heavy = pkg.manifest.task == "text-embedding" or pkg.manifest.name == "resnet18"
+    return [1, 8] if (quick and heavy) else [1, 8, 32]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short measurements, digits CNN + MiniLM")
-    ap.add_argument("--no-minilm", action="store_true", help="only the digits CNN")
+    ap.add_argument("--quick", action="store_true", help="short measurements (under ~10 minutes on 2 cores)")
+    ap.add_argument(
+        "--models", type=_models, default=list(MODELS), help=f"comma-separated, from: {', '.join(MODELS)}"
+    )
+    ap.add_argument("--no-minilm", action="store_true", help="leave MiniLM out (same as --models without it)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    if args.no_minilm:
+        args.models = [m for m in args.models if m != "minilm"]
     args.duration = 0.5 if args.quick else 2.0
     args.repeats = 3 if args.quick else 5
     args.tune_budget = 0.15 if args.quick else 0.4
@@ -297,15 +365,18 @@ def main(argv: list[str] | None = None) -> int:
     cores = core_budget()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cpuai-bench-tune-") as tmp:
-        packages = [digits_package(Path(tmp) / "digits", epochs=3 if args.quick else 10)]
-        if not args.no_minilm:
+        packages = []
+        if "digits" in args.models:
+            packages.append(digits_package(Path(tmp) / "digits", epochs=3 if args.quick else 10))
+        if "resnet18" in args.models:
+            packages.append(resnet18_package(Path(tmp) / "resnet18"))
+        if "minilm" in args.models:
             mini = minilm_package(Path(tmp) / "minilm")
             if mini is not None:
                 packages.append(mini)
         for pkg in packages:
             for objective in ("latency", "throughput"):
-                text = pkg.manifest.task == "text-embedding"
-                args.batches = [1, 8] if (args.quick and text) else [1, 8, 32]
+                args.batches = throughput_batches(pkg, args.quick)
                 rows.append(compare(pkg, objective, args, cores))
                 _write(
                     args.out, rows, args, cores

@@ -230,3 +230,89 @@ def test_closed_engine_refuses(digits_onnx_package, batch):
     engine.close()
     with pytest.raises(EngineError, match="closed"):
         engine.infer({"input": batch[:1]})
+
+
+# -- the per-call checks and ONNX Runtime spin-waiting ------------------------------------------
+
+
+def _bad_feeds(batch: np.ndarray) -> list[dict]:
+    return [
+        {"pixels": batch},
+        {},
+        {"input": batch, "extra": batch},
+        {"input": batch.astype(np.float64)},
+        {"input": batch[0]},
+        {"input": np.zeros((2, 3, 32, 32), np.float32)},
+        {"input": np.zeros((2, 1, 28, 28), np.float32)},
+        {"input": np.zeros((0, 1, 32, 32), np.float32)},
+        {"input": batch.tolist()},
+        [("input", batch)],
+    ]
+
+
+def test_feed_check_fast_path_refuses_exactly_what_check_feeds_refuses(batch):
+    from cpuai.runtime.checks import FeedCheck, check_feeds
+    from cpuai.runtime.engine import TensorInfo
+
+    inputs = [TensorInfo("input", "float32", (-1, 1, 32, 32))]
+    check = FeedCheck(inputs)
+    for feeds in _bad_feeds(batch):
+        with pytest.raises(InvalidInput) as slow:
+            check_feeds(feeds, inputs)
+        with pytest.raises(InvalidInput) as fast:
+            check(feeds)
+        assert (str(fast.value), fast.value.fix) == (str(slow.value), slow.value.fix)
+    good = {"input": batch}
+    assert check(good) is good  # a feed that fits is passed on as it is, not rebuilt
+    strided = {"input": np.asfortranarray(batch)}
+    out = check(strided)
+    assert out["input"].flags.c_contiguous and not strided["input"].flags.c_contiguous
+    np.testing.assert_array_equal(out["input"], batch)
+    swapped = {"input": batch.astype(">f4")}  # big-endian float32 is still float32: accepted as before
+    np.testing.assert_array_equal(check(swapped)["input"], batch)
+
+
+def test_feed_check_without_a_numpy_dtype_uses_the_full_check(batch):
+    from cpuai.runtime.checks import FeedCheck
+    from cpuai.runtime.engine import TensorInfo
+
+    check = FeedCheck([TensorInfo("x", "bfloat16", (-1, 4))])
+    # np.dtype(None) would mean float64; the fast path must not take that as a match
+    with pytest.raises(InvalidInput, match="dtype float64, expected bfloat16"):
+        check({"x": np.zeros((2, 4))})
+
+
+def test_submit_keeps_its_own_copy_of_the_feeds_dict(digits_onnx_package, batch):
+    with load(digits_onnx_package, backend="onnxruntime", threads=1, streams=1) as engine:
+        feeds = {"input": batch[:4]}
+        future = engine.submit(feeds)
+        feeds["input"] = batch[:1]  # changing the caller's dict afterwards does not change the batch
+        assert future.result(timeout=60)["logits"].shape == (4, 10)
+
+
+def _spinning(engine) -> list[str]:
+    return [
+        s.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        for s in engine.sessions
+    ]
+
+
+def test_spin_option_reaches_the_onnxruntime_session_config(digits_onnx_package, batch):
+    cases = [
+        ({"streams": 1}, True),  # default: spin with one stream (batch-1 latency)
+        ({"streams": 2}, False),  # default: idle streams must not steal the busy ones' cores
+        ({"streams": 1, "spin": False}, False),
+        ({"streams": 2, "spin": True}, True),
+    ]
+    for kwargs, spins in cases:
+        with load(digits_onnx_package, backend="onnxruntime", threads=1, **kwargs) as engine:
+            assert engine.spin is spins
+            assert _spinning(engine) == ["1" if spins else "0"] * engine.streams
+            assert engine.infer({"input": batch[:2]})["logits"].shape == (2, 10)
+
+
+def test_spin_option_is_checked_and_ignored_by_openvino(digits_onnx_package, batch):
+    with pytest.raises(ConfigError, match="spin must be True, False or None"):
+        load(digits_onnx_package, backend="onnxruntime", spin="off")
+    with load(digits_onnx_package, backend="openvino", threads=1, spin=False) as engine:
+        assert engine.infer({"input": batch[:2]})["logits"].shape == (2, 10)

@@ -329,3 +329,17 @@ def test_cli_serve_start_up_failures_are_one_line_errors(digits_onnx_package, tm
     assert main(["serve", str(broken.path), "--port", port]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "onnxruntime cannot load" in err and "Traceback" not in err
+
+
+def test_served_onnxruntime_engines_do_not_spin_wait(digits_onnx_package):
+    """Between requests the server's cores parse, decode and tokenise: its engines must not spin."""
+    app = create_app(digits_onnx_package, ServeConfig(access_log=False, cores=2))
+    with ServerThread(app):
+        engines = app.state.registry.get("digits").engines
+        assert engines and all(e.backend == "onnxruntime" and e.spin is False for e in engines)
+        entries = {
+            s.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+            for e in engines
+            for s in e.sessions
+        }
+        assert entries == {"0"}

@@ -130,11 +130,36 @@ def test_search_space_precisions(digits_onnx_package: Path, tmp_path: Path, monk
     assert {c.precision for c in configs} == {"fp32"} and "no BF16 acceleration" in space["precisions"][
         "openvino"
     ]
-    assert {(c.threads, c.streams) for c in configs} == {(1, 4), (2, 2), (4, 1)}  # every core used
+    pairs = {(c.threads, c.streams) for c in configs}
+    defaults = {tuple(p) for p in space["library_defaults"].values()}
+    assert pairs - defaults == {(1, 4), (2, 2), (4, 1)}  # every core used, besides the libraries' own
+    assert all(t * s <= 4 for t, s in pairs)
     assert {c.batch for c in configs} == {1, 8, 32}
     int8 = pkgmod.copy_with(pkg, tmp_path / "int8", precision="int8")
     configs, _ = tuner.candidates(int8, "latency", 2)
     assert {c.precision for c in configs} == {"int8"}
+
+
+def test_search_space_holds_each_librarys_default_configuration(digits_onnx_package: Path) -> None:
+    """ONNX Runtime's default session and OpenVINO's hints are candidates, so tune cannot pick worse."""
+    import openvino as ov
+
+    from cpuai.hardware import current
+
+    pkg = pkgmod.read(digits_onnx_package)
+    cores = core_budget()
+    ort_threads = min(cores, current().usable_physical_cores)  # ORT's default: one per physical core
+    for objective in ("latency", "throughput"):
+        configs, space = tuner.candidates(pkg, objective, cores)
+        compiled = ov.Core().compile_model(
+            str(pkg.model_file), "CPU", {"PERFORMANCE_HINT": objective.upper()}
+        )
+        streams = int(compiled.get_property("NUM_STREAMS"))
+        hint = (int(compiled.get_property("INFERENCE_NUM_THREADS")) // streams, streams)
+        assert space["library_defaults"] == {"onnxruntime": [ort_threads, 1], "openvino": list(hint)}
+        pairs = {(c.backend, c.threads, c.streams) for c in configs}
+        assert ("onnxruntime", ort_threads, 1) in pairs and ("openvino", *hint) in pairs
+        assert all(c.hint == objective for c in configs)
 
 
 def test_coarse_to_fine_thread_refinement() -> None:

@@ -5,7 +5,11 @@ The search is a plain loop over candidates with a separate stop rule (successive
 1. the space: installed backends that can run the package × the precisions available (the
    package's own; BF16 on OpenVINO only when the CPU accelerates it) × threads/streams × batch.
    Latency runs one stream at batch 1 over a coarse set of thread counts (1, 2, 4, ... cores);
-   throughput runs the (threads, streams) pairs that use every core, over the batch sizes;
+   throughput runs the (threads, streams) pairs that use every core, over the batch sizes. Each
+   backend's own default configuration is always in the space (``library_defaults``), so the pick
+   is never a configuration worse than what the library does untuned: ONNX Runtime's default
+   session (all physical cores intra-op, one stream, spin-waiting on: cpuai's one-stream engines
+   spin too) and what OpenVINO's LATENCY or THROUGHPUT hint chooses on these cores;
 2. rung 0 measures every candidate briefly; configurations over ``max_p99_ms`` are dropped, the
    best third go on (coarse-to-fine: thread counts between the best and its neighbours join);
 3. each further rung measures the survivors ``eta`` times longer, until two remain; the best of
@@ -131,6 +135,56 @@ def precisions_for(package: ModelPackage, backend: str) -> tuple[list[str], str]
     return ["fp32"], f"fp32 package; {backend} runs the graph as stored"
 
 
+def ort_default_pair(cores: int) -> tuple[int, int]:
+    """ONNX Runtime's default session within ``cores``: one intra-op thread per physical core, one stream."""
+    try:
+        from cpuai.hardware import current
+
+        physical = current().usable_physical_cores
+    except Exception:  # noqa: BLE001 - an unreadable topology: all cores, as the thread budget says
+        physical = cores
+    return max(1, min(cores, physical)), 1
+
+
+def ov_hint_pair(package: ModelPackage, objective: str, cores: int) -> tuple[int, int] | None:
+    """The (threads per stream, streams) OpenVINO's hint for ``objective`` picks within ``cores``.
+
+    The hint's choice depends on the model (THROUGHPUT sizes streams by how memory-bound it is) and
+    on the machine (LATENCY keeps to one socket), so it is read back from a model compiled with only
+    the hint and ``INFERENCE_NUM_THREADS=cores``. None when OpenVINO cannot compile the model.
+    """
+    try:
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(package.model_file),
+            "CPU",
+            {"PERFORMANCE_HINT": objective.upper(), "INFERENCE_NUM_THREADS": cores},
+        )
+        streams = max(1, int(compiled.get_property("NUM_STREAMS")))
+        threads = max(1, int(compiled.get_property("INFERENCE_NUM_THREADS")) // streams)
+        del compiled
+    except Exception:  # noqa: BLE001 - the search still runs; the load failure shows in its trials
+        return None
+    streams = max(1, min(streams, cores))
+    return max(1, min(threads, cores // streams)), streams
+
+
+def library_defaults(
+    package: ModelPackage, backends: Sequence[str], objective: str, cores: int
+) -> dict[str, tuple[int, int]]:
+    """Each backend's untuned configuration as (threads per stream, streams), to be searched too."""
+    out: dict[str, tuple[int, int]] = {}
+    for backend in backends:
+        if backend == "onnxruntime":
+            out[backend] = ort_default_pair(cores)
+        elif backend == "openvino":
+            pair = ov_hint_pair(package, objective, cores)
+            if pair is not None:
+                out[backend] = pair
+    return out
+
+
 def candidates(
     package: ModelPackage,
     objective: str,
@@ -153,11 +207,13 @@ def candidates(
     for b in batch_list:
         check_batch(b)
     notes: dict[str, str] = {}
+    defaults = library_defaults(package, chosen, objective, cores)
     configs = []
     for backend in chosen:
         precisions, notes[backend] = precisions_for(package, backend)
+        own = pairs + [defaults[backend]] if backend in defaults and defaults[backend] not in pairs else pairs
         for precision in precisions:
-            for t, s in pairs:
+            for t, s in own:
                 for b in batch_list:
                     configs.append(
                         RunConfig(
@@ -168,6 +224,7 @@ def candidates(
         "backends": chosen,
         "precisions": notes,
         "threads_streams": [list(p) for p in pairs],
+        "library_defaults": {b: list(p) for b, p in defaults.items()},
         "batches": batch_list,
         "cores": cores,
         "candidates": len(configs),

@@ -1,7 +1,8 @@
 """Inference engines over ONNX Runtime, OpenVINO and PyTorch behind one ``Engine`` protocol.
 
-``load(package, backend="auto", threads=None, streams=None, hint="latency", precision=None)``
-returns an ``Engine``; see ``cpuai.runtime.loader`` for the backend rule and the thread budget.
+``load(package, backend="auto", threads=None, streams=None, hint="latency", precision=None,
+spin=None)`` returns an ``Engine``; see ``cpuai.runtime.loader`` for the backend rule and the thread
+budget, and ``cpuai.runtime.onnxruntime`` for ``spin``.
 """
 
 from cpuai.runtime.engine import BACKENDS, Engine, Hint, TensorInfo

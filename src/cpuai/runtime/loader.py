@@ -114,14 +114,23 @@ def load(
     streams: int | None = None,
     hint: str = "latency",
     precision: str | None = None,
+    spin: bool | None = None,
 ) -> Engine:
-    """Load a model package on a backend with an explicit thread budget; see the module docstring."""
+    """Load a model package on a backend with an explicit thread budget; see the module docstring.
+
+    ``spin`` sets whether ONNX Runtime's threads spin-wait between runs (None: only with one stream;
+    ``cpuai serve`` passes False). OpenVINO and PyTorch have no such switch and ignore it.
+    """
     if backend != "auto" and backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of: auto, {', '.join(BACKENDS)}")
     if hint not in HINTS:
         raise ConfigError(f"unknown hint {hint!r}", fix="use latency or throughput")
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}", fix=f"use one of: {', '.join(PRECISIONS)}")
+    if spin is not None and not isinstance(spin, bool):
+        raise ConfigError(
+            f"spin must be True, False or None, got {spin!r}", fix="pass spin=False or leave it out"
+        )
     package = _as_package(package_or_path)
     manifest = package.manifest
     fmt = manifest.format
@@ -143,7 +152,9 @@ def load(
         precision = precision or deploy.precision
     threads, streams = plan_threads(threads, streams, hint, budget)
 
-    engine = _build(package, backend, threads=threads, streams=streams, hint=hint, precision=precision)
+    engine = _build(
+        package, backend, threads=threads, streams=streams, hint=hint, precision=precision, spin=spin
+    )
     engine.package = package  # type: ignore[attr-defined]  # lets tasks find their tokenizer/labels
     return engine
 
@@ -156,6 +167,7 @@ def _build(
     streams: int,
     hint: str,
     precision: str | None,
+    spin: bool | None = None,
 ) -> Engine:
     manifest = package.manifest
     run_precision = precision or manifest.precision
@@ -168,7 +180,9 @@ def _build(
             )
         from cpuai.runtime.onnxruntime import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(package.file(package.model_file.name), precision=manifest.precision, **opts)
+        return OnnxRuntimeEngine(
+            package.file(package.model_file.name), precision=manifest.precision, spin=spin, **opts
+        )
     if backend == "openvino":
         from cpuai.runtime.openvino import OpenVinoEngine
 

@@ -1,7 +1,12 @@
 """The ONNX Runtime backend: a pool of ``streams`` CPU sessions, each with ``threads`` intra-op threads.
 
-Threads × streams is the engine's whole core budget. With several streams the sessions stop
-spin-waiting between runs, so idle streams do not steal cores from busy ones.
+Threads × streams is the engine's whole core budget. ``spin`` says whether the intra-op threads
+spin-wait between runs (``session.intra_op.allow_spinning``): spinning shaves the wake-up off the
+next run, which helps batch-1 latency when runs come back to back (a benchmark, ``cpuai tune``), but
+the spinning threads keep their cores busy while the process does other work. ``spin=None`` (the
+default) spins with one stream and not with several, so idle streams do not steal cores from busy
+ones; ``cpuai serve`` passes ``spin=False``, because between requests its cores are needed for HTTP
+parsing, image decoding and tokenising.
 """
 
 from __future__ import annotations
@@ -34,8 +39,17 @@ def _info(arg: Any) -> TensorInfo:
     return TensorInfo(arg.name, ORT_DTYPES.get(arg.type, arg.type), shape)
 
 
-def session_options(threads: int, streams: int) -> Any:
-    """SessionOptions for one stream: ``threads`` intra-op threads, sequential graph, full optimisation."""
+def spins(streams: int, spin: bool | None) -> bool:
+    """Whether the sessions spin-wait: ``spin`` if given, else only with a single stream."""
+    return streams == 1 if spin is None else spin
+
+
+def session_options(threads: int, streams: int, spin: bool | None = None) -> Any:
+    """SessionOptions for one stream: ``threads`` intra-op threads, sequential graph, full optimisation.
+
+    Spin-waiting follows ``spins(streams, spin)`` and is always written out, so the session's config
+    says what it does rather than relying on onnxruntime's default (which spins).
+    """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -44,8 +58,7 @@ def session_options(threads: int, streams: int) -> Any:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    if streams > 1:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spins(streams, spin) else "0")
     return so
 
 
@@ -55,7 +68,14 @@ class OnnxRuntimeEngine(PooledEngine):
     backend = "onnxruntime"
 
     def __init__(
-        self, model: Path, *, threads: int, streams: int, hint: str = "latency", precision: str = "fp32"
+        self,
+        model: Path,
+        *,
+        threads: int,
+        streams: int,
+        hint: str = "latency",
+        precision: str = "fp32",
+        spin: bool | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -65,11 +85,12 @@ class OnnxRuntimeEngine(PooledEngine):
                 fix="use --backend openvino for bf16, or precision fp32",
             )
         self.threads, self.streams, self.hint, self.precision = threads, streams, hint, precision
+        self.spin = spins(streams, spin)
         try:
             sessions = [
                 ort.InferenceSession(
                     str(model),
-                    sess_options=session_options(threads, streams),
+                    sess_options=session_options(threads, streams, spin),
                     providers=["CPUExecutionProvider"],
                 )
                 for _ in range(streams)
@@ -82,8 +103,22 @@ class OnnxRuntimeEngine(PooledEngine):
         self.inputs = [_info(a) for a in sessions[0].get_inputs()]
         self.outputs = [_info(a) for a in sessions[0].get_outputs()]
         self._output_names = [o.name for o in self.outputs]
-        self._start(sessions)
+        self.sessions = sessions
+        self._start([_run_call(s) for s in sessions])
 
     def _run(self, worker: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = worker.run(self._output_names, feeds)
+        results = worker(self._output_names, feeds, None)  # a session's run, see _run_call
         return dict(zip(self._output_names, results, strict=True))
+
+
+def _run_call(session: Any) -> Any:
+    """The session's compiled ``run`` when it has one, else the Python ``InferenceSession.run``.
+
+    ``InferenceSession.run`` re-validates the feed names and OrtValue ownership on every call (a few
+    µs, a tenth of a small CNN's run) and then calls ``session._sess.run`` with the same arguments.
+    cpuai has already checked the feeds (names, dtypes, shapes; numpy arrays only) and runs the CPU
+    provider only, whose provider fallback that wrapper also handles never applies, so it calls the
+    compiled run directly. Should a future onnxruntime drop ``_sess``, the public ``run`` is used.
+    """
+    inner = getattr(session, "_sess", None)
+    return inner.run if inner is not None and hasattr(inner, "run") else session.run

@@ -95,22 +95,16 @@ class OpenVinoEngine(PooledEngine):
         self.precision = "int8" if package_precision == "int8" else PRECISION_OF.get(ran, ran)
         self.inputs = [_info(p) for p in self.compiled.inputs]
         self.outputs = [_info(p) for p in self.compiled.outputs]
+        self._output_names = [o.name for o in self.outputs]
         self._start([self.compiled.create_infer_request() for _ in range(streams)])
 
     def property(self, name: str) -> Any:
         """A property of the compiled model (e.g. ``NUM_STREAMS``, ``INFERENCE_PRECISION_HINT``)."""
         return self.compiled.get_property(name)
 
-    def _outputs(self, request: Any) -> dict[str, np.ndarray]:
-        return _copy_outputs(request, self.outputs)
-
     def _run(self, worker: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        worker.infer(feeds)
-        return self._outputs(worker)
-
-
-
-def _copy_outputs(request: Any, outputs: list[TensorInfo]) -> dict[str, np.ndarray]:
-    """The request's output tensors, copied out (the request's buffers are reused by the next run)."""
-    return {o.name: np.array(request.get_output_tensor(i).data, copy=True) for i, o in enumerate(outputs)}
-
+        # share_inputs: the request reads the caller's (checked, C-contiguous) arrays in place instead
+        # of copying them first; safe because infer is synchronous and nothing writes to them. The
+        # outputs come back as copies (share_outputs=False): the request's buffers are reused next run.
+        results = worker.infer(feeds, share_inputs=True, share_outputs=False)
+        return dict(zip(self._output_names, results.to_tuple(), strict=True))

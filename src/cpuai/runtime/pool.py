@@ -4,6 +4,10 @@ A backend builds one worker per stream (an ONNX Runtime session, an OpenVINO inf
 TorchScript module) and implements ``_run(worker, feeds)``. ``infer`` borrows a free worker, so any
 number of caller threads may call it and at most ``streams`` batches run at once; ``submit`` does
 the same from a small executor of ``streams`` threads and returns a Future.
+
+The per-call path is kept to a few microseconds, because small models run in tens of them: the
+free workers sit in a ``queue.SimpleQueue`` (a C queue, ~0.1 µs to borrow and return, where
+``queue.Queue`` costs ~3.5 µs) and the feeds go through a precomputed ``FeedCheck``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cpuai.errors import CpuaiError, EngineError
-from cpuai.runtime.checks import check_feeds
+from cpuai.runtime.checks import FeedCheck
 from cpuai.runtime.engine import TensorInfo
 
 
@@ -33,7 +37,8 @@ class PooledEngine:
     outputs: list[TensorInfo]
 
     def _start(self, workers: Sequence[Any]) -> None:
-        self._free: queue.Queue[Any] = queue.Queue()
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._check = FeedCheck(self.inputs)
         for w in workers:
             self._free.put(w)
         self._executor: ThreadPoolExecutor | None = None
@@ -57,7 +62,7 @@ class PooledEngine:
 
     def check(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate feeds against ``inputs`` (InvalidInput names the input, expected and got)."""
-        return check_feeds(feeds, self.inputs)
+        return self._check(feeds)
 
     def _infer_checked(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
@@ -82,6 +87,8 @@ class PooledEngine:
     def submit(self, feeds: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
         """Queue one batch on a free stream; the input is checked now, the result comes in the Future."""
         checked = self.check(feeds)
+        if checked is feeds:  # the caller may change its dict before the batch runs
+            checked = dict(feeds)
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(

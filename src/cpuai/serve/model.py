@@ -125,6 +125,7 @@ class ServedModel:
                         streams=self.plan.streams,
                         hint=self.plan.hint,
                         precision=self.plan.precision,
+                        spin=False,  # between requests the cores parse, decode and tokenise
                     )
                 )
             self._busy = [0] * len(self.engines)
