@@ -253,11 +253,14 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
     batches = [task.preprocess(items[i : i + 32]) for i in range(0, len(items) - 31, 32)] or [
         task.preprocess(items)
     ]
-    singles = [task.preprocess([it]) for it in items[:64]]
+    # every batch and an even spread of single items, so the ceiling and the batch-1 latency are
+    # over the same mix of lengths the clients send (not only the shortest sentences)
+    step = max(1, len(items) // 64)
+    singles = [task.preprocess([it]) for it in items[::step][:64]]
     for f in batches[:2] + singles[:5]:
         engine.infer(f)
     start, rows = time.perf_counter(), 0
-    for r in range(rounds):
+    for r in range(max(rounds, len(batches))):
         f = batches[r % len(batches)]
         engine.infer(f)
         rows += len(next(iter(f.values())))
