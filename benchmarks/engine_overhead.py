@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cpuai import package as pkgmod
+from cpuai.convert import convert
 
 
 def tiny_cnn_package(out: Path) -> pkgmod.ModelPackage:
@@ -37,29 +38,15 @@ def tiny_cnn_package(out: Path) -> pkgmod.ModelPackage:
     from cpuai.models.smallcnn import smallcnn
 
     torch.manual_seed(0)
-    model = smallcnn(num_classes=10, in_channels=1, width=8).eval()
-    manifest = pkgmod.Manifest(
+    return convert(
+        smallcnn(num_classes=10, in_channels=1, width=8).eval(),
+        to="onnx",
+        out=out,
         name="tiny-cnn",
-        task="image-classification",
-        format="onnx",
-        inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 1, 32, 32], layout="NCHW")],
-        outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 10])],
-        labels=[str(i) for i in range(10)],
+        input_shapes={"input": (1, 1, 32, 32)},
+        output_names=["logits"],
+        manifest={"task": "image-classification", "labels": [str(i) for i in range(10)]},
     )
-
-    def files(tmp: Path) -> None:
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 1, 32, 32),),
-            str(tmp / "model.onnx"),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-            opset_version=17,
-            dynamo=False,
-        )
-
-    return pkgmod.write(out, manifest, files)
 
 
 def interleaved(raw: Callable[[], Any], engine: Callable[[], Any], calls: int) -> tuple[float, float]:

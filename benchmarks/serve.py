@@ -75,7 +75,7 @@ def packages() -> dict[str, Path]:
     """The two packages, built once into ~/.cache/cpuai/bench-serve (or $CPUAI_BENCH_CACHE)."""
     import torch
 
-    from cpuai import package as pkgmod
+    from cpuai.convert import convert
     from cpuai.models import minilm
     from cpuai.models.smallcnn import smallcnn
 
@@ -86,30 +86,19 @@ def packages() -> dict[str, Path]:
     digits = CACHE / "digits"
     if not (digits / "model.yaml").exists():
         torch.manual_seed(0)
-        model = smallcnn(num_classes=10, in_channels=1, width=8).eval()
-        manifest = pkgmod.Manifest(
+        convert(
+            smallcnn(num_classes=10, in_channels=1, width=8).eval(),
+            to="onnx",
+            out=digits,
             name="digits",
-            task="image-classification",
-            format="onnx",
-            inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 1, 32, 32])],
-            outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 10])],
-            preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(32, 32), color="gray")),
-            labels=[str(i) for i in range(10)],
+            input_shapes={"input": (1, 1, 32, 32)},
+            output_names=["logits"],
+            manifest={
+                "task": "image-classification",
+                "preprocessing": {"image": {"size": [32, 32], "color": "gray"}},
+                "labels": [str(i) for i in range(10)],
+            },
         )
-
-        def files(tmp: Path) -> None:
-            torch.onnx.export(
-                model,
-                (torch.zeros(1, 1, 32, 32),),
-                str(tmp / "model.onnx"),
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-                opset_version=17,
-                dynamo=False,
-            )
-
-        pkgmod.write(digits, manifest, files)
     return {"minilm": text, "digits": digits}
 
 

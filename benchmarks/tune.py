@@ -47,10 +47,20 @@ from cpuai.bench.feeds import make_feeds  # noqa: E402
 from cpuai.bench.machine import machine_summary  # noqa: E402
 from cpuai.bench.measure import Budget, measure_latency, measure_throughput  # noqa: E402
 from cpuai.bench.tuner import tune  # noqa: E402
+from cpuai.convert import convert  # noqa: E402
 from cpuai.hardware import core_budget  # noqa: E402
 from cpuai.runtime.engine import TensorInfo  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "tune.json"
+
+
+def image_manifest(*, size: int, color: str, labels: list[str]) -> dict[str, Any]:
+    """The manifest fields an image classifier exported from a bare module needs."""
+    return {
+        "task": "image-classification",
+        "preprocessing": {"image": {"size": [size, size], "color": color}},
+        "labels": labels,
+    }
 
 
 # ---- the digits CNN, trained here ---------------------------------------------------------------
@@ -77,30 +87,15 @@ def digits_package(out: Path, epochs: int) -> pkgmod.ModelPackage:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
-    model.eval()
-    manifest = pkgmod.Manifest(
+    return convert(
+        model.eval(),
+        to="onnx",
+        out=out,
         name="digits-cnn",
-        task="image-classification",
-        format="onnx",
-        inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 1, 32, 32], layout="NCHW")],
-        outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 10])],
-        preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(32, 32), color="gray")),
-        labels=[str(i) for i in range(10)],
+        input_shapes={"input": (1, 1, 32, 32)},
+        output_names=["logits"],
+        manifest=image_manifest(size=32, color="gray", labels=[str(i) for i in range(10)]),
     )
-
-    def files(tmp: Path) -> None:
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 1, 32, 32),),
-            str(tmp / "model.onnx"),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-            opset_version=17,
-            dynamo=False,
-        )
-
-    return pkgmod.write(out, manifest, files)
 
 
 def resnet18_package(out: Path) -> pkgmod.ModelPackage:
@@ -114,30 +109,15 @@ def resnet18_package(out: Path) -> pkgmod.ModelPackage:
     from cpuai.models.resnet import resnet18
 
     torch.manual_seed(0)
-    model = resnet18(num_classes=1000).eval()
-    manifest = pkgmod.Manifest(
+    return convert(
+        resnet18(num_classes=1000).eval(),
+        to="onnx",
+        out=out,
         name="resnet18",
-        task="image-classification",
-        format="onnx",
-        inputs=[pkgmod.TensorSpec(name="input", shape=[-1, 3, 224, 224], layout="NCHW")],
-        outputs=[pkgmod.TensorSpec(name="logits", shape=[-1, 1000])],
-        preprocessing=pkgmod.Preprocessing(image=pkgmod.ImagePreprocessing(size=(224, 224), color="rgb")),
-        labels=[f"class{i}" for i in range(1000)],
+        input_shapes={"input": (1, 3, 224, 224)},
+        output_names=["logits"],
+        manifest=image_manifest(size=224, color="rgb", labels=[f"class{i}" for i in range(1000)]),
     )
-
-    def files(tmp: Path) -> None:
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, 224, 224),),
-            str(tmp / "model.onnx"),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-            opset_version=17,
-            dynamo=False,
-        )
-
-    return pkgmod.write(out, manifest, files)
 
 
 def minilm_package(out: Path) -> pkgmod.ModelPackage | None:
