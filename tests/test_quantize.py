@@ -629,3 +629,40 @@ def test_bad_options(digits_onnx_package, digits_files, tmp_path, capsys):
     ):
         code, err = _cli(base + extra, capsys)
         assert code == 2 and word in err and len(err.splitlines()) == 1, (extra, err)
+
+
+def test_basic_tries_refinements_before_fallback_and_falls_back_from_the_best():
+    """``basic``: default, then each speed-neutral refinement, then FP32 fallback on the closest miss."""
+    from cpuai.quantize.strategies import FALLBACK, Basic, SearchContext, Space, TrialView
+
+    default = QuantConfig(backend="openvino", method="nncf", preset="performance")
+    space = Space(
+        default=default,
+        dims={"preset": ("performance", "mixed"), FALLBACK: (0, 1, 2)},
+        refinements=({"fast_bias_correction": False},),
+    )
+    ctx = SearchContext(space=space, ranker=lambda by: ["conv2", "conv1"])
+    proposals = iter(Basic(ctx))
+    seen = []
+    scores = {(): -0.03, ("refined",): -0.01}  # the refinement got closer, but missed too
+    for _ in range(3):
+        config = next(proposals)
+        seen.append(config)
+        key = ("refined",) if not config.fast_bias_correction and not config.exclude else config.exclude
+        ctx.trials.append(TrialView(config, 0.9, False, scores.get(key, -0.02)))
+    assert seen[0] == default
+    assert seen[1] == default.replace(fast_bias_correction=False)
+    # the fallback builds on the best trial so far (the refinement), not on the default
+    assert seen[2] == default.replace(fast_bias_correction=False, exclude=("conv2",))
+
+
+def test_basic_stops_refining_once_within_tolerance():
+    from cpuai.quantize.strategies import Basic, SearchContext, Space, TrialView
+
+    default = QuantConfig(backend="openvino", method="nncf")
+    space = Space(default=default, dims={}, refinements=({"fast_bias_correction": False},))
+    ctx = SearchContext(space=space)
+    proposals = iter(Basic(ctx))
+    first = next(proposals)
+    ctx.trials.append(TrialView(first, 0.99, True, 1.5))
+    assert list(proposals) == []  # within tolerance: nothing more to try in this tiny space

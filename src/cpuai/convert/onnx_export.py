@@ -61,30 +61,20 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            if exporter == "dynamo":
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(dest),
-                    input_names=plan.names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic_axes,
-                    opset_version=max(opset, 18),
-                    dynamo=True,
-                    external_data=False,
-                    verbose=False,
-                )
-            else:
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(dest),
-                    input_names=plan.names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic_axes,
-                    opset_version=opset,
-                    dynamo=False,
-                )
+            # the dynamo exporter needs opset 18+ and would split big weights into external files
+            dynamo = exporter == "dynamo"
+            extra: dict[str, Any] = {"external_data": False, "verbose": False} if dynamo else {}
+            torch.onnx.export(
+                module,
+                args,
+                str(dest),
+                input_names=plan.names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=max(opset, 18) if dynamo else opset,
+                dynamo=dynamo,
+                **extra,
+            )
         except Exception as err:
             raise ModelError(
                 f"torch.onnx.export ({exporter}) failed: {type(err).__name__}: {str(err)[:300]}",
