@@ -158,17 +158,23 @@ class BatchQueue:
                 if left <= 0 or self._in_flight >= self.slots:
                     break
                 await self._wait(left)
-            with self._lock:
-                if not self._queue or self._in_flight >= self.slots:
-                    continue
-                self._in_flight += 1
-            batch = self._take()
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._launch()
+
+    def _launch(self) -> bool:
+        """Start the next batch if one waits and a slot is free (True when it did)."""
+        with self._lock:
+            if not self._queue or self._in_flight >= self.slots:
+                return False
+            self._in_flight += 1
+        batch = self._take()
+        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         start = time.perf_counter()
+        slot_held = True
         try:
             results = await self.run([p.item for p in batch])
             if len(results) != len(batch):
@@ -177,6 +183,12 @@ class BatchQueue:
                     f"{len(batch)} requests",
                     fix="a handler's execute() must return one result per item",
                 )
+            # Start the next batch before answering this one: answering 32 requests keeps the
+            # event loop busy for milliseconds, and the engine would sit idle meanwhile.
+            with self._lock:
+                self._in_flight -= 1
+            slot_held = False
+            self._launch()
         except BaseException as exc:  # fail every waiting request of this batch with the batch's exception
             for p in batch:
                 if not p.future.done():
@@ -192,8 +204,9 @@ class BatchQueue:
                 else:
                     p.future.set_result(result)
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            if slot_held:
+                with self._lock:
+                    self._in_flight -= 1
             self._wake.set()
             if self.observe is not None:
                 self.observe(sum(p.rows for p in batch), time.perf_counter() - start)

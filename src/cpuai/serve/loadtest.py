@@ -7,9 +7,11 @@ Used by ``cpuai loadtest`` and by benchmarks/serve.py, so every server is measur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,49 +81,50 @@ async def run_async(
     warmup: int = 0,
     timeout: float = 30.0,
 ) -> LoadResult:
-    """Drive ``url`` closed-loop; stop after ``requests`` answers or ``duration`` seconds."""
-    import httpx
+    """Drive ``url`` closed-loop; stop after ``requests`` answers or ``duration`` seconds.
 
+    Plain ``http://`` goes through ``LeanConnection`` (one per client, requests pre-encoded), so the
+    generator costs little CPU beside the server it measures; ``https://`` goes through httpx.
+    """
     _check(concurrency, requests, duration)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would swamp the report
     headers = dict(payload.headers)
     if payload.content_type:
         headers["content-type"] = payload.content_type
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    bodies = payload.bodies or [payload.body]
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        bodies = payload.bodies or [payload.body]
-        sent = [0]
+    sent = [0]
+    async with _senders(url, payload.method, bodies, headers, concurrency, timeout) as senders:
 
-        async def once() -> None:
-            body = bodies[sent[0] % len(bodies)]
+        async def once(send: _Send) -> None:
+            which = sent[0] % len(bodies)
             sent[0] += 1
             start = time.perf_counter()
             try:
-                r = await client.request(payload.method, url, content=body, headers=headers)
-                if r.status_code < 400:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors[str(r.status_code)] += 1
-            except httpx.HTTPError as err:
+                status = await send(which)
+            except Exception as err:  # a failed request is counted by its kind, never raised
                 errors[type(err).__name__] += 1
+                return
+            if status < 400:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors[str(status)] += 1
 
         for _ in range(warmup):
-            await once()
+            await once(senders[0])
         latencies.clear()
         errors.clear()
         issued = 0
         deadline = None if duration is None else time.perf_counter() + duration
 
-        async def worker() -> None:
+        async def worker(send: _Send) -> None:
             nonlocal issued
             while issued < requests and (deadline is None or time.perf_counter() < deadline):
                 issued += 1
-                await once()
+                await once(send)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(s) for s in senders))
         seconds = time.perf_counter() - started
     lat = np.asarray(latencies) * 1e3 if latencies else np.asarray([np.nan])
     done = len(latencies)
@@ -139,6 +142,42 @@ async def run_async(
         mean_ms=float(np.mean(lat)),
         max_ms=float(np.max(lat)),
     )
+
+
+_Send = Callable[[int], Awaitable[int]]  # body index -> status code
+
+
+@contextlib.asynccontextmanager
+async def _senders(
+    url: str, method: str, bodies: list[bytes], headers: dict[str, str], count: int, timeout: float
+) -> AsyncIterator[list[_Send]]:
+    """``count`` senders, one connection each: lean HTTP/1.1 for http://, httpx for https://."""
+    if url.startswith("http://"):
+        from cpuai.serve.lean_client import LeanConnection, encode_request
+
+        prepared = [encode_request(url, method, b, headers) for b in bodies]
+        connections = [LeanConnection.for_url(url) for _ in range(count)]
+
+        def lean(conn: LeanConnection) -> _Send:
+            return lambda which: conn.send(prepared[which], timeout)
+
+        try:
+            yield [lean(c) for c in connections]
+        finally:
+            for c in connections:
+                c.close()
+        return
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would swamp the report
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+
+        async def send(which: int) -> int:
+            r = await client.request(method, url, content=bodies[which], headers=headers)
+            return r.status_code
+
+        yield [send] * count
 
 
 def run(url: str, payload: Payload, **kwargs: Any) -> LoadResult:

@@ -35,7 +35,8 @@ def uvicorn_config(app: Any, host: str, port: int, drain_seconds: float = 30.0) 
         access_log=False,
         timeout_graceful_shutdown=int(drain_seconds),
         lifespan="on",
-        http="h11",
+        http="httptools",  # the C parser: a fraction of h11's per-request CPU
+        loop="uvloop",
         timeout_keep_alive=30,
         backlog=2048,
     )
