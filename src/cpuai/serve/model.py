@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +43,7 @@ class _Item:
     payload: Any
     rows: int
     length: int | None = None  # own token length for padded text inputs
-    finish: Callable[[dict[str, np.ndarray]], Any] | None = None
+    top_k: int | None = None  # set for plain requests: the answer is the task's postprocessed item
 
 
 @dataclass
@@ -84,6 +84,7 @@ class ServedModel:
         self.task: Any = None
         self._busy: list[int] = []
         self._handler_pool: ThreadPoolExecutor | None = None
+        self._batch_pool: ThreadPoolExecutor | None = None
         self.inputs: list[TensorInfo] = [
             TensorInfo(t.name, t.dtype, tuple(t.shape)) for t in package.manifest.inputs
         ]
@@ -129,6 +130,9 @@ class ServedModel:
                     )
                 )
             self._busy = [0] * len(self.engines)
+            self._batch_pool = ThreadPoolExecutor(
+                self.plan.slots, thread_name_prefix=f"cpuai-batch-{self.name}"
+            )
             self.inputs, self.outputs = list(self.engines[0].inputs), list(self.engines[0].outputs)
         if m.task in PLAIN_TASKS:
             from cpuai.tasks import for_package
@@ -150,8 +154,9 @@ class ServedModel:
         closer = getattr(self.handler, "close", None)
         if callable(closer):
             await loop.run_in_executor(None, closer)
-        if self._handler_pool is not None:
-            self._handler_pool.shutdown(wait=False)
+        for pool in (self._handler_pool, self._batch_pool):
+            if pool is not None:
+                pool.shutdown(wait=False)
         self.state = "UNAVAILABLE"
 
     def ready(self) -> bool:
@@ -240,15 +245,7 @@ class ServedModel:
             key: Any = ("text", -(-(length or 0) // LENGTH_BUCKET))
         else:
             key = tuple((n, a.shape[1:]) for n, a in feeds.items())
-        task = self.task
-        text = bool(self._pad_inputs)
-
-        def finish(outputs: dict[str, np.ndarray]) -> Any:
-            if text:  # pooling needs this request's own attention mask
-                return task.postprocess(outputs, top_k=top_k, feeds=feeds)[0]
-            return task.postprocess(outputs, top_k=top_k)[0]
-
-        return await self.queue.put(_Item(feeds, 1, length, finish), rows=1, key=key)
+        return await self.queue.put(_Item(feeds, 1, length, top_k), rows=1, key=key)
 
     def _preprocess_or_run(self, item: Any, top_k: int) -> tuple[bool, Any]:
         """In a pool thread: preprocess; if the model is idle, also run and answer here (one hop less)."""
@@ -265,9 +262,7 @@ class ServedModel:
         finally:
             self.shared.gate.release(held)
             self.queue.release(1, time.perf_counter() - start)
-        if self._pad_inputs:
-            return True, self.task.postprocess(outputs, top_k=top_k, feeds=feeds)[0]
-        return True, self.task.postprocess(outputs, top_k=top_k)[0]
+        return True, self._answers(outputs, top_k, feeds)[0]
 
     def _preprocess_one(self, item: Any) -> dict[str, np.ndarray]:
         try:
@@ -288,8 +283,22 @@ class ServedModel:
     async def _run_batch(self, items: list[_Item]) -> list[Any]:
         if self.handler is not None:
             return await self._run_handler(items)
+        index = min(range(len(self.engines)), key=self._busy.__getitem__)
+        engine = self.engines[index]
+        self._busy[index] += 1
+        held = await self.shared.gate.acquire(self.plan.threads)
+        try:  # one hop: padding, the engine, splitting and postprocessing all run in a batch thread
+            return await asyncio.get_running_loop().run_in_executor(
+                self._batch_pool, self._compute, engine, items
+            )
+        finally:
+            self._busy[index] -= 1
+            self.shared.gate.release(held)
+
+    def _compute(self, engine: Any, items: list[_Item]) -> list[Any]:
+        """In a batch thread: one engine call for ``items``, then each item's own answer."""
         feeds, padded = self._concat(items)
-        outputs = await self._run_engine(feeds)
+        outputs = engine.infer(feeds)
         total = sum(i.rows for i in items)
         for name, value in outputs.items():
             if len(value) != total:
@@ -297,6 +306,11 @@ class ServedModel:
                     f"model '{self.name}' output '{name}' has {len(value)} rows for a batch of {total}",
                     fix="the model must keep the batch axis first",
                 )
+        top_k = items[0].top_k
+        if top_k is not None and all(i.top_k == top_k and i.rows == 1 for i in items):
+            # plain requests: the task answers the whole batch in one vectorised call (mean pooling
+            # uses the batch's padded attention mask, so each row pools over its own tokens only)
+            return self._answers(outputs, top_k, feeds)
         results: list[Any] = []
         start = 0
         for item in items:
@@ -307,8 +321,16 @@ class ServedModel:
                     for k, v in own.items()
                 }
             start += item.rows
-            results.append(item.finish(own) if item.finish is not None else own)
+            if item.top_k is not None:  # a plain request batched with tensor requests of its shape
+                own = self._answers(own, item.top_k, item.payload)[0]
+            results.append(own)
         return results
+
+    def _answers(self, outputs: dict[str, np.ndarray], top_k: int, feeds: dict[str, np.ndarray]) -> list[Any]:
+        """The task's answers, one per row; text pooling needs the rows' attention mask from ``feeds``."""
+        if self._pad_inputs:
+            return self.task.postprocess(outputs, top_k=top_k, feeds=feeds)
+        return self.task.postprocess(outputs, top_k=top_k)
 
     def _concat(self, items: list[_Item]) -> tuple[dict[str, np.ndarray], int | None]:
         if len(items) == 1:
@@ -318,23 +340,20 @@ class ServedModel:
             longest = max(i.payload[n].shape[1] for i in items for n in names if n in self._pad_inputs)
             out = {}
             for n in names:
-                parts = [i.payload[n] for i in items]
-                if n in self._pad_inputs:
-                    parts = [np.pad(p, ((0, 0), (0, longest - p.shape[1]))) for p in parts]
-                out[n] = np.concatenate(parts)
+                if n not in self._pad_inputs:
+                    out[n] = np.concatenate([i.payload[n] for i in items])
+                    continue
+                first = items[0].payload[n]
+                rows = sum(i.payload[n].shape[0] for i in items)
+                block = np.zeros((rows, longest), dtype=first.dtype)  # pad id 0, mask 0, type 0
+                at = 0
+                for i in items:
+                    part = i.payload[n]
+                    block[at : at + part.shape[0], : part.shape[1]] = part
+                    at += part.shape[0]
+                out[n] = block
             return out, longest
         return {n: np.concatenate([i.payload[n] for i in items]) for n in names}, None
-
-    async def _run_engine(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        index = min(range(len(self.engines)), key=self._busy.__getitem__)
-        engine = self.engines[index]
-        self._busy[index] += 1
-        held = await self.shared.gate.acquire(self.plan.threads)
-        try:
-            return await asyncio.wrap_future(engine.submit(feeds))
-        finally:
-            self._busy[index] -= 1
-            self.shared.gate.release(held)
 
     async def _run_handler(self, items: list[_Item]) -> list[Any]:
         """Run a handler batch; if it raises, rerun its items one by one so only the guilty fail."""
