@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -31,7 +30,8 @@ from cpuai.errors import CpuaiError
 from cpuai.hardware import core_budget
 from cpuai.serve.budget import CoreGate
 from cpuai.serve.config import ServeConfig
-from cpuai.serve.errors import PayloadTooLarge, QueueFull, status_for
+from cpuai.serve.errors import PayloadTooLarge, error_body, error_reply
+from cpuai.serve.fast_path import PlainFastPath
 from cpuai.serve.metrics import ServerMetrics
 from cpuai.serve.model import Shared
 from cpuai.serve.protocols import kserve, plain, tfserving
@@ -41,11 +41,6 @@ log = logging.getLogger("cpuai.serve")
 access = logging.getLogger("cpuai.serve.access")
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
 INDEX_SETTINGS = "index.json"  # what marks a cpuai vector index directory
-
-
-def error_body(message: str) -> bytes:
-    """The one error shape of the API."""
-    return orjson.dumps({"error": message})
 
 
 class OperationsMiddleware:
@@ -149,11 +144,11 @@ class OperationsMiddleware:
 
 
 def _error_response(exc: CpuaiError) -> Response:
-    status = status_for(exc)
-    headers = {"Retry-After": str(QueueFull.retry_after)} if isinstance(exc, QueueFull) else None
+    status, body, extra = error_reply(exc)
     if status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc)
-    return Response(error_body(str(exc)), status_code=status, media_type="application/json", headers=headers)
+    headers = {k.decode(): v.decode() for k, v in extra}
+    return Response(body, status_code=status, media_type="application/json", headers=headers or None)
 
 
 def _install_errors(app: FastAPI) -> None:
@@ -255,6 +250,7 @@ def create_app(
     app.state.indexes = sorted(indexes or {})
     if index_router is not None:
         app.include_router(index_router)
+    app.add_middleware(PlainFastPath, registry=registry)  # inside the operations layer
     app.add_middleware(OperationsMiddleware, config=config, metrics=metrics)
     return app
 

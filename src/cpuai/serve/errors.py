@@ -6,6 +6,8 @@ turns an exception into a status code (4xx for the caller's mistakes, 5xx for ou
 
 from __future__ import annotations
 
+import orjson
+
 from cpuai.errors import (
     ConfigError,
     CpuaiError,
@@ -62,3 +64,14 @@ def status_for(exc: BaseException) -> int:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def error_body(message: str) -> bytes:
+    """The one error shape of the API."""
+    return orjson.dumps({"error": message})
+
+
+def error_reply(exc: CpuaiError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, body and extra headers answering ``exc`` (``Retry-After`` when the queue is full)."""
+    extra = [(b"retry-after", str(QueueFull.retry_after).encode())] if isinstance(exc, QueueFull) else []
+    return status_for(exc), error_body(str(exc)), extra

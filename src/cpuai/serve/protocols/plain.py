@@ -23,8 +23,8 @@ MAX_TEXTS = 256
 
 async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]:
     """The request's raw items and whether it sent a list (several texts)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() == "multipart/form-data":
         form = await request.form()
         for value in form.values():
             if hasattr(value, "read"):
@@ -32,7 +32,12 @@ async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]
             if isinstance(value, str) and value:
                 return [value], False
         raise InvalidInput("the form holds no file and no text field", fix="send -F file=@image.png")
-    body = await request.body()
+    return items_from_body(await request.body(), ctype, model)
+
+
+def items_from_body(body: bytes, content_type: str, model: ServedModel) -> tuple[list[Any], bool]:
+    """A raw (not multipart) body's items: one image, one text, or the texts of ``{"texts": [...]}``."""
+    ctype = content_type.split(";")[0].strip().lower()
     if not body:
         raise InvalidInput(
             "the request body is empty", fix="send an image file (curl -T cat.jpg) or JSON text"
@@ -75,10 +80,11 @@ async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]
     return [body], False
 
 
-async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
-    items, many = await _items(request, model)
-    ctype = request.headers.get("content-type", "")
-    answers = await asyncio.gather(*(model.predict(i, content_type=ctype, top_k=top_k) for i in items))
+async def answer(
+    model: ServedModel, items: list[Any], many: bool, content_type: str, top_k: int
+) -> dict[str, Any]:
+    """The plain endpoint's answer: labels with scores, an embedding (or several), or a handler's result."""
+    answers = await asyncio.gather(*(model.predict(i, content_type=content_type, top_k=top_k) for i in items))
     out: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if model.handler is not None:
         out["result"] = answers[0]
@@ -91,7 +97,12 @@ async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
         out["dim"] = len(vectors[0])
     else:
         out["predictions"] = answers[0]
-    return JSON(out)
+    return out
+
+
+async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
+    items, many = await _items(request, model)
+    return JSON(await answer(model, items, many, request.headers.get("content-type", ""), top_k))
 
 
 @router.post("/v1/models/{name}/predict")
