@@ -243,10 +243,8 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
     batches = [task.preprocess(items[i : i + 32]) for i in range(0, len(items) - 31, 32)] or [
         task.preprocess(items)
     ]
-    # every batch and an even spread of single items, so the ceiling and the batch-1 latency are
-    # over the same mix of lengths the clients send (not only the shortest sentences)
-    step = max(1, len(items) // 64)
-    singles = [task.preprocess([it]) for it in items[::step][:64]]
+    # batch-1 latency over exactly the items the clients send, each once per round (same length mix)
+    singles = [task.preprocess([it]) for it in items]
     for f in batches[:2] + singles[:5]:
         engine.infer(f)
     start, rows = time.perf_counter(), 0
@@ -256,7 +254,7 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
         rows += len(next(iter(f.values())))
     rps = rows / (time.perf_counter() - start)
     lat = []
-    for r in range(max(50, rounds * 4)):
+    for r in range(max(len(singles), rounds * 4)):
         f = singles[r % len(singles)]
         t = time.perf_counter()
         engine.infer(f)

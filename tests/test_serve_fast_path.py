@@ -44,9 +44,12 @@ def test_fast_path_answers_like_the_fastapi_route(served, digits_arrays):
         body = png(x[i, 0])
         fast = served.post("/service?top_k=3", content=body)
         via_router = served.post("/service?top_k=3&via=router", content=body)  # an extra parameter: FastAPI
-        multipart = served.post("/service?top_k=3", files={"file": ("d.png", body, "image/png")})
-        assert fast.status_code == via_router.status_code == multipart.status_code == 200, fast.text
-        assert fast.json() == via_router.json() == multipart.json()
+        files = {"file": ("d.png", body, "image/png")}
+        multipart = served.post("/service?top_k=3", files=files)
+        multipart_router = served.post("/service?top_k=3&via=router", files=files)
+        answers = [fast, via_router, multipart, multipart_router]
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        assert fast.json() == via_router.json() == multipart.json() == multipart_router.json()
         assert len(fast.json()["predictions"]) == 3
         assert fast.headers["content-type"] == "application/json" and fast.headers["x-request-id"]
 
@@ -58,6 +61,12 @@ def test_fast_path_errors_match_the_route_and_keep_the_operations_layer(served, 
         assert r.status_code == 400 and "body is empty" in r.json()["error"]
         r = served.post(path, content=b'{"text": "hi"}', headers={"content-type": "application/json"})
         assert r.status_code == 400 and "raw image body, not JSON" in r.json()["error"]
+        r = served.post(path, data={"note": ""}, files={"empty": ("e.txt", b"", "text/plain")})
+        assert r.status_code == 400, r.text
+    empty_form = b'--B\r\nContent-Disposition: form-data; name="note"\r\n\r\n\r\n--B--\r\n'
+    for path in ("/service", "/service?via=router"):  # a form with neither file nor text
+        r = served.post(path, content=empty_form, headers={"content-type": "multipart/form-data; boundary=B"})
+        assert r.status_code == 400 and "no file and no text" in r.json()["error"]
     r = served.post("/v1/models/nope/predict", content=png(x[0, 0]))
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = served.post("/service?top_k=0", content=png(x[0, 0]))  # out of range: FastAPI's validation answers

@@ -3,9 +3,9 @@
 On a small machine the server's Python time per request is taken from the engine's cores: FastAPI's
 routing, dependency solving and response classes cost about half a millisecond a request here,
 as much as tokenising and pooling together. ``PlainFastPath`` answers the common plain requests
-(``POST|PUT /service`` and ``/v1/models/{name}/predict`` with a raw or JSON body) itself, with the
-same parsing, answers and errors as the FastAPI route (both call ``protocols.plain``). Everything
-else, multipart forms and unexpected query parameters included, goes on to FastAPI unchanged. It
+(``POST|PUT /service`` and ``/v1/models/{name}/predict`` with a raw, JSON or multipart body)
+itself, with the same parsing, answers and errors as the FastAPI route (both call
+``protocols.plain``). Everything else, unexpected query parameters included, goes on to FastAPI. It
 sits inside ``OperationsMiddleware``, so request ids, the token, the body limit, metrics and the
 access log apply to it as to every route.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cpuai.errors import CpuaiError
@@ -69,7 +70,7 @@ class PlainFastPath:
             if key == b"content-type":
                 ctype = value.decode("latin-1")
                 break
-        if name is None or top_k is None or ctype.lower().startswith("multipart/"):
+        if name is None or top_k is None:
             await self.app(scope, receive, send)
             return
         extra: list[tuple[bytes, bytes]] = []
@@ -89,7 +90,7 @@ class PlainFastPath:
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, scope: Scope, receive: Receive, name: str, ctype: str, top_k: int) -> bytes:
-        from cpuai.serve.protocols.plain import answer, items_from_body
+        from cpuai.serve.protocols.plain import answer, is_multipart, items_from_body, items_from_form
 
         state: dict[str, Any] = scope.setdefault("state", {})
         if name:
@@ -98,8 +99,10 @@ class PlainFastPath:
         else:
             model = self.registry.only()
             state["cpuai"] = (model.name, "plain")
-        body = await _read_body(receive)
-        items, many = items_from_body(body, ctype, model)
+        if is_multipart(ctype):  # starlette's form parser (python-multipart), without the router
+            items, many = await items_from_form(Request(scope, receive)), False
+        else:
+            items, many = items_from_body(await _read_body(receive), ctype, model)
         out = await answer(model, items, many, ctype, top_k)
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 

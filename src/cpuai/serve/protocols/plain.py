@@ -24,15 +24,24 @@ MAX_TEXTS = 256
 async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]:
     """The request's raw items and whether it sent a list (several texts)."""
     ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() == "multipart/form-data":
-        form = await request.form()
-        for value in form.values():
-            if hasattr(value, "read"):
-                return [await value.read()], False
-            if isinstance(value, str) and value:
-                return [value], False
-        raise InvalidInput("the form holds no file and no text field", fix="send -F file=@image.png")
+    if is_multipart(ctype):
+        return await items_from_form(request), False
     return items_from_body(await request.body(), ctype, model)
+
+
+def is_multipart(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
+
+
+async def items_from_form(request: Request) -> list[Any]:
+    """A multipart form's one item: its first file's bytes, else its first non-empty text field."""
+    form = await request.form()
+    for value in form.values():
+        if hasattr(value, "read"):
+            return [await value.read()]
+        if isinstance(value, str) and value:
+            return [value]
+    raise InvalidInput("the form holds no file and no text field", fix="send -F file=@image.png")
 
 
 def items_from_body(body: bytes, content_type: str, model: ServedModel) -> tuple[list[Any], bool]:
