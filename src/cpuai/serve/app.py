@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -210,6 +212,10 @@ def create_app(
         except CpuaiError as err:  # reported on one line by server.run, not as a lifespan traceback
             app.state.startup_error = err
             raise
+        if threading.current_thread() is threading.main_thread():  # a process that only serves
+            # Everything loaded so far (libraries, engines, tokenizers) lives as long as the
+            # server: out of the collector's reach, a full collection takes ~0 ms instead of ~40.
+            gc.freeze()
         poller = None
         if config.poll_seconds:
             poller = asyncio.get_running_loop().create_task(_poll(registry, config.poll_seconds))
