@@ -76,6 +76,36 @@ def test_rerank_restores_exact_scores_and_recall(synthetic):
     np.testing.assert_allclose(scores, expect, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["hnsw-sq8", "ivf-sq8"])
+@pytest.mark.parametrize(
+    ("sq", "qtype"), [("uniform", "QT_8bit_uniform"), ("symmetric", "QT_8bit_direct_signed")]
+)
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_sq8_ranges_are_saved_and_score_like_fp32(kind, sq, qtype, metric, synthetic, tmp_path):
+    """sq='uniform'/'symmetric' build faiss's one-range quantizers; scores stay on the FP32 scale."""
+    import faiss
+
+    x, q = synthetic
+    truth, true_scores = knn(q, x, 10, metric)
+    index = small_index(kind, x, sq=sq, metric=metric, ef_search=48)
+    inner = index.index_.storage if kind == "hnsw-sq8" else index.index_
+    assert faiss.downcast_index(inner).sq.qtype == getattr(faiss.ScalarQuantizer, qtype)
+    assert (index.params.sq_scale > 0) == (sq == "symmetric")
+    ids, scores = index.search(q, 10)
+    assert recall_at(ids, truth) >= 0.85
+    # approximate scores, but in the FP32 units (the symmetric scale is divided back out)
+    np.testing.assert_allclose(scores[:, 0], true_scores[:, 0], rtol=0.05, atol=0.05)
+    index.set_search(rerank=4)
+    ranked, _ = index.search(q, 10)
+    assert recall_at(ranked, truth) >= recall_at(ids, truth) - 0.01
+    index.save(tmp_path / "u")
+    loaded = VectorIndex.load(tmp_path / "u", mmap=True)
+    assert loaded.params.sq == sq and loaded.params.sq_scale == index.params.sq_scale
+    np.testing.assert_array_equal(loaded.search(q, 10)[0], ranked)
+    loaded.add(x[:5] * 3.0)  # beyond the first vectors' range: saturates, still searchable
+    assert len(loaded) == len(x) + 5
+
+
 @pytest.mark.parametrize("kind", SPECS)
 def test_deleted_id_never_comes_back(kind, synthetic):
     x, q = synthetic
@@ -270,6 +300,8 @@ def test_unknown_kind_and_bad_knobs():
         VectorIndex("hnsw", engine="annoy")
     with pytest.raises(ConfigError, match="the hnswlib engine has no hnsw-sq8 index"):
         VectorIndex("hnsw-sq8", engine="hnswlib")
+    with pytest.raises(ConfigError, match="unknown SQ8 range 'int4'; use sq='per-dim'"):
+        VectorIndex("hnsw-sq8", sq="int4")
 
 
 def test_missing_hnswlib_is_a_dependency_error(monkeypatch):

@@ -98,6 +98,9 @@ def build(
     nlist: int | None = typer.Option(None, "--nlist", help="IVF lists (default ~4*sqrt(n))."),
     nprobe: int = typer.Option(16, "--nprobe", help="IVF lists probed per query."),
     rerank: int = typer.Option(0, "--rerank", help="Re-rank rerank*k SQ8 candidates exactly (0 = off)."),
+    sq: str = typer.Option(
+        "per-dim", "--sq", help="SQ8 range: per-dim (finer), uniform or symmetric (faster; use --rerank)."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Texts per embedding batch."),
     threads: int | None = typer.Option(None, "--threads", help="Threads (default: the core budget)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -118,6 +121,7 @@ def build(
         nlist=nlist,
         nprobe=nprobe,
         rerank=rerank,
+        sq=sq,
         threads=threads,
         engine=engine,
     )

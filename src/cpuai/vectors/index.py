@@ -50,7 +50,7 @@ EXACT_FILTER_MAX = 4096
 _TRAIN_SAMPLE = 200_000
 _IVF_TRAIN_PER_LIST = 64
 # Queries re-ranked per step (64 queries x 40 candidates x 384 dims = 3.9 MB of FP32 rows at a time).
-_RERANK_CHUNK = 64
+_RERANK_ROWS = 1024  # candidate vectors per re-rank chunk: 1.5 MB at d=384, inside a core's L2
 
 
 def _check_k(k: Any) -> int:
@@ -101,6 +101,8 @@ class VectorIndex:
     ``kind`` is flat, hnsw, hnsw-sq8 or ivf-sq8; ``metric`` ip, cosine or l2. ``dim`` is taken from
     the first vectors when not given. ``threads`` defaults to ``cpuai.hardware.core_budget()``.
     ``engine`` is faiss, or hnswlib for the hnsw kind (a DependencyError if hnswlib is missing).
+    ``sq`` is the SQ8 range: per-dim, uniform or symmetric (see ``cpuai.vectors.kinds``); ``rerank`` re-scores
+    up to ``rerank``·k candidates (never more than ef_search) exactly from the FP32 vectors.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class VectorIndex:
         nlist: int | None = None,
         nprobe: int = 16,
         rerank: int = 0,
+        sq: str = "per-dim",
         compact_at: float = 0.2,
         threads: int | None = None,
         engine: str = "faiss",
@@ -127,6 +130,7 @@ class VectorIndex:
             ef_search=ef_search,
             nprobe=nprobe,
             rerank=rerank,
+            sq=sq,
             compact_at=compact_at,
             engine=engine,
         )
@@ -231,7 +235,7 @@ class VectorIndex:
                 self.index_.add(x, self._threads())
             else:
                 self._set_threads()
-                self.index_.add(x)
+                self.index_.add(self._coded(x))
                 self._raw_new.append(x)  # hnswlib keeps the FP32 vectors in its graph already
             self.ids_.append(new_ids)
             self._raw_new_cat = None
@@ -252,6 +256,9 @@ class VectorIndex:
         settings = dict(self._settings)
         if self.kind == "ivf-sq8" and settings["nprobe"] > nlist:
             settings["nprobe"] = nlist
+        if settings.get("sq") == "symmetric" and self.kind in ("hnsw-sq8", "ivf-sq8"):
+            peak = float(np.abs(x).max())  # later vectors beyond it saturate at +-127
+            settings["sq_scale"] = 127.0 / peak if peak > 0 else 1.0
         self.params_ = IndexParams(dim=self._dim, nlist=nlist, **settings)
         self._settings = {k: v for k, v in self.params_.to_dict().items() if k in self._settings}
         self.index_ = self._trained_index(x)
@@ -284,8 +291,15 @@ class VectorIndex:
             if len(x) > cap:
                 sample = x[np.sort(np.random.default_rng(0).choice(len(x), cap, replace=False))]
             self._set_threads()
-            index.train(sample)
+            index.train(self._coded(sample))
         return index
+
+    def _coded(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as the faiss index stores it: scaled and rounded to INT8 steps for sq='symmetric'."""
+        scale = self.params.sq_scale
+        if not scale:
+            return x
+        return np.clip(np.rint(x * scale), -127.0, 127.0).astype(np.float32)
 
     def _materialise(self) -> None:
         """Read a memory-mapped faiss index into memory before it is modified (the file is unchanged)."""
@@ -393,12 +407,18 @@ class VectorIndex:
         """
         params = self.params
         want = min(k, available)
-        fetch = min(want * params.rerank, available) if params.rerank > 1 else want
+        # Re-ranking never widens the beam: at most ef_search candidates, which the graph walk holds anyway.
+        fetch = want
+        if params.rerank > 1:
+            fetch = min(want * params.rerank, max(params.ef_search, want), available)
         if self._on_hnswlib:
             scores, pos = self.index_.search(q, fetch, params.ef_search, self._threads(), selector)
         else:
             self._set_threads()
-            scores, pos = self.index_.search(q, fetch, params=search_params(params, fetch, selector))
+            coded = q * params.sq_scale if params.sq_scale else q
+            scores, pos = self.index_.search(coded, fetch, params=search_params(params, fetch, selector))
+            if params.sq_scale:
+                scores = scores / params.sq_scale**2
         pos = pos.astype(np.int64)
         if params.rerank > 0:
             pos, scores = self._rerank(q, pos, want)
@@ -410,8 +430,9 @@ class VectorIndex:
         """Exact scores of the candidates from the FP32 vectors, in query chunks to bound working memory."""
         valid = pos >= 0
         scores = np.empty(pos.shape, dtype=np.float32)
-        for start in range(0, len(q), _RERANK_CHUNK):
-            rows = slice(start, start + _RERANK_CHUNK)
+        chunk = max(1, _RERANK_ROWS // max(1, pos.shape[1]))
+        for start in range(0, len(q), chunk):
+            rows = slice(start, start + chunk)
             cand = self._raw_positions(np.where(valid[rows], pos[rows], 0))
             scores[rows] = exact.pair_scores(q[rows], cand, self.metric)
         scores[~valid] = np.nan
@@ -532,7 +553,7 @@ class VectorIndex:
                 self.index_.reset()
             self._set_threads()
             if len(x):
-                self.index_.add(x)
+                self.index_.add(self._coded(x))
             log.info("compacted vector index: %d deleted vectors removed, %d kept", removed, len(x))
 
     # ------------------------------------------------------------------ persistence
@@ -606,6 +627,7 @@ class VectorIndex:
             )
         params = IndexParams.from_dict(settings["params"])
         p = params.to_dict()
+        p.pop("sq_scale")  # fixed by the vectors, not a knob: restored with params_ below
         index = cls(
             p.pop("kind"),
             dim=p.pop("dim"),

@@ -2,8 +2,14 @@
 
     flat      exact search over FP32 vectors (IndexFlat); the ground truth, O(n) per query
     hnsw      HNSW graph over FP32 vectors (IndexHNSWFlat); 4·d bytes + graph per vector
-    hnsw-sq8  HNSW graph over INT8 scalar-quantized vectors (IndexHNSWSQ QT_8bit); d bytes + graph
+    hnsw-sq8  HNSW graph over INT8 scalar-quantized vectors (IndexHNSWSQ); d bytes + graph
     ivf-sq8   inverted lists over INT8 vectors (IndexIVFScalarQuantizer); d bytes + 8, needs training
+
+SQ8 ranges (``sq``): ``per-dim`` (QT_8bit) gives every dimension its own min/max, the finer steps;
+``uniform`` (QT_8bit_uniform) shares one range, about twice the squared error but a cheaper decode;
+``symmetric`` (QT_8bit_direct_signed) stores round(x · scale) as signed INT8 with one scale fixed on
+the first vectors (``sq_scale``), so decoding is a bare int8 -> float convert: the fastest, and the
+better choice when ``rerank`` re-scores exactly anyway (docs/vectors.md has the figures).
 
 Engines: every kind runs on ``faiss``; ``hnsw`` may instead run on ``hnswlib`` (FP32 only, since
 hnswlib has no scalar quantizer; see ``cpuai.vectors.hnswlib_graph``).
@@ -25,6 +31,8 @@ METRICS = ("ip", "cosine", "l2")
 HNSW_KINDS = ("hnsw", "hnsw-sq8")
 SQ8_KINDS = ("hnsw-sq8", "ivf-sq8")
 ENGINES = ("faiss", "hnswlib")
+SQ_RANGES = ("per-dim", "uniform", "symmetric")
+SQ_TYPES = {"per-dim": "QT_8bit", "uniform": "QT_8bit_uniform", "symmetric": "QT_8bit_direct_signed"}
 
 
 def _int_in(name: str, value: Any, low: int, high: int, hint: str) -> int:
@@ -49,6 +57,8 @@ class IndexParams:
     nlist: int = 1024
     nprobe: int = 16
     rerank: int = 0
+    sq: str = "per-dim"
+    sq_scale: float = 0.0
     compact_at: float = 0.2
     engine: str = "faiss"
 
@@ -62,6 +72,17 @@ class IndexParams:
                 f"the hnswlib engine has no {self.kind} index (it stores FP32 vectors in an HNSW graph only)",
                 fix="use kind='hnsw' with engine='hnswlib', or engine='faiss' for flat, hnsw-sq8 and ivf-sq8",
             )
+        if self.sq not in SQ_RANGES:
+            raise ConfigError(
+                f"unknown SQ8 range {self.sq!r}",
+                fix="use sq='per-dim' (finer steps), or 'uniform'/'symmetric' (faster; pair with rerank)",
+            )
+        if isinstance(self.sq_scale, bool) or not isinstance(self.sq_scale, int | float) or self.sq_scale < 0:
+            raise ConfigError(
+                f"sq_scale must be a non-negative number, got {self.sq_scale!r}",
+                fix="leave sq_scale out: cpuai sets it from the first vectors for sq='symmetric'",
+            )
+        self.sq_scale = float(self.sq_scale)
         if self.metric not in METRICS:
             raise ConfigError(f"unknown metric {self.metric!r}", fix=f"use one of {', '.join(METRICS)}")
         _int_in("dim", self.dim, 1, 65536, "pass the vector length, e.g. dim=384 for MiniLM")
@@ -130,16 +151,17 @@ def new_faiss_index(params: IndexParams) -> Any:
 
     metric = faiss_metric(params.metric)
     d = params.dim
+    qtype = getattr(faiss.ScalarQuantizer, SQ_TYPES[params.sq])
     index: Any
     if params.kind == "flat":
         return faiss.IndexFlat(d, metric)
     if params.kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, params.M, metric)
     elif params.kind == "hnsw-sq8":
-        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, params.M, metric)  # type: ignore[arg-type]
+        index = faiss.IndexHNSWSQ(d, qtype, params.M, metric)  # type: ignore[arg-type]
     else:  # ivf-sq8
         coarse = faiss.IndexFlat(d, metric)
-        index = faiss.IndexIVFScalarQuantizer(coarse, d, params.nlist, faiss.ScalarQuantizer.QT_8bit, metric)
+        index = faiss.IndexIVFScalarQuantizer(coarse, d, params.nlist, qtype, metric)
         index.nprobe = params.nprobe
         return index
     index.hnsw.efConstruction = params.ef_construction
