@@ -106,6 +106,30 @@ def test_sq8_ranges_are_saved_and_score_like_fp32(kind, sq, qtype, metric, synth
     assert len(loaded) == len(x) + 5
 
 
+@pytest.mark.parametrize("sq", ["per-dim", "symmetric"])
+def test_an_index_grown_from_one_vector_retrains_its_quantizer(sq, synthetic, tmp_path):
+    """SQ8 ranges fitted to a first add of one vector would flatten every later vector; they are refitted."""
+    x, q = synthetic
+    truth, _ = knn(q, x, 10, "cosine")
+    ids = np.arange(len(x)) * 7  # the user's own ids survive every rebuild
+    grown = VectorIndex("hnsw-sq8", sq=sq, M=16, ef_construction=64, ef_search=64)
+    grown.add(x[:1], ids=ids[:1], texts=["first"])
+    grown.delete([ids[0]])
+    for start in range(1, len(x), 250):
+        grown.add(x[start : start + 250], ids=ids[start : start + 250])
+    fitted = small_index("hnsw-sq8", x, sq=sq, ef_search=64)
+    found, _ = grown.search(q, 10)
+    assert ids[0] not in found
+    assert recall_at(found // 7, truth) >= recall_at(fitted.search(q, 10)[0], truth) - 0.03
+    assert len(grown) == len(x) - 1
+    grown.save(tmp_path / "g")
+    loaded = VectorIndex.load(tmp_path / "g", mmap=False)
+    np.testing.assert_array_equal(loaded.search(q, 10)[0], found)
+    assert loaded._trained_on == grown._trained_on >= 1000  # saved with the index
+    loaded.add(x[:10] + 0.01, ids=np.arange(10) + 10**6)
+    assert len(loaded) == len(x) + 9
+
+
 @pytest.mark.parametrize("kind", SPECS)
 def test_deleted_id_never_comes_back(kind, synthetic):
     x, q = synthetic

@@ -48,6 +48,13 @@ SETTINGS_FILE = "index.json"
 EXACT_FILTER_MAX = 4096
 # Vectors sampled to train an SQ8 quantizer or IVF lists (per list for IVF).
 _TRAIN_SAMPLE = 200_000
+# A quantizer trained on fewer than RETRAIN_BELOW vectors is retrained (the index rebuilt) each time
+# the index grows to RETRAIN_GROWTH times that many: an index started from a handful of adds would
+# otherwise keep SQ8 ranges fitted to those few vectors (recall@10 0.008 after a first add of one
+# vector, measured). Rebuilds stop once RETRAIN_BELOW vectors trained it, so they cost at most a
+# ~40k-vector rebuild, a few seconds, and about a third extra build work in total.
+RETRAIN_BELOW = 10_000
+RETRAIN_GROWTH = 4
 _IVF_TRAIN_PER_LIST = 64
 # Queries re-ranked per step (64 queries x 40 candidates x 384 dims = 3.9 MB of FP32 rows at a time).
 _RERANK_ROWS = 1024  # candidate vectors per re-rank chunk: 1.5 MB at d=384, inside a core's L2
@@ -157,6 +164,7 @@ class VectorIndex:
         self._alive_bits: np.ndarray | None = None
         self._mapped = False
         self._source: Path | None = None
+        self._trained_on = 0  # vectors the SQ8 / IVF quantizer was trained on (see RETRAIN_BELOW)
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
@@ -244,7 +252,24 @@ class VectorIndex:
                 if self.texts_ is None:
                     self.texts_ = [None] * (self.ids_.size - len(x))
                 self.texts_.extend(list(texts) if texts is not None else [None] * len(x))
+            if self._quantizer_outgrown():
+                self._rebuild("retrained its quantizer")
             return new_ids
+
+    def _quantizer_outgrown(self) -> bool:
+        """True when an SQ8/IVF quantizer was fitted to far fewer vectors than the index now holds."""
+        return (
+            needs_training(self.kind)
+            and not self._on_hnswlib
+            and self._trained_on < RETRAIN_BELOW
+            and len(self) >= RETRAIN_GROWTH * max(1, self._trained_on)
+        )
+
+    def _fit_scale(self, x: np.ndarray, settings: dict[str, Any]) -> None:
+        """For sq='symmetric': the scale that maps the largest |component| of ``x`` to 127."""
+        if settings.get("sq") == "symmetric" and self.kind in ("hnsw-sq8", "ivf-sq8"):
+            peak = float(np.abs(x).max()) if len(x) else 0.0  # later vectors beyond it saturate
+            settings["sq_scale"] = 127.0 / peak if peak > 0 else 1.0
 
     def _create(self, x: np.ndarray) -> None:
         """Fix the dimension, resolve nlist, build and train the faiss index on the first vectors."""
@@ -256,9 +281,7 @@ class VectorIndex:
         settings = dict(self._settings)
         if self.kind == "ivf-sq8" and settings["nprobe"] > nlist:
             settings["nprobe"] = nlist
-        if settings.get("sq") == "symmetric" and self.kind in ("hnsw-sq8", "ivf-sq8"):
-            peak = float(np.abs(x).max())  # later vectors beyond it saturate at +-127
-            settings["sq_scale"] = 127.0 / peak if peak > 0 else 1.0
+        self._fit_scale(x, settings)
         self.params_ = IndexParams(dim=self._dim, nlist=nlist, **settings)
         self._settings = {k: v for k, v in self.params_.to_dict().items() if k in self._settings}
         self.index_ = self._trained_index(x)
@@ -292,6 +315,7 @@ class VectorIndex:
                 sample = x[np.sort(np.random.default_rng(0).choice(len(x), cap, replace=False))]
             self._set_threads()
             index.train(self._coded(sample))
+            self._trained_on = len(sample)
         return index
 
     def _coded(self, x: np.ndarray) -> np.ndarray:
@@ -526,6 +550,11 @@ class VectorIndex:
         with self._lock:
             if self.index_ is None or not self.ids_.n_deleted:
                 return
+            self._rebuild("compacted")
+
+    def _rebuild(self, what: str) -> None:
+        """Rebuild the index from the live vectors, retraining SQ8/IVF on them; ids are kept."""
+        with self._lock:
             if self._mapped:
                 self._materialise()
             removed = self.ids_.n_deleted
@@ -542,9 +571,13 @@ class VectorIndex:
                 self.index_ = self._trained_index(x)
                 if len(x):
                     self.index_.add(x, self._threads())
-                log.info("compacted vector index: %d deleted vectors removed, %d kept", removed, len(x))
+                log.info("%s vector index: %d deleted vectors removed, %d kept", what, removed, len(x))
                 return
             if len(x) and not (self.kind == "ivf-sq8" and len(x) < self.params.nlist):
+                if self.params_ is not None and self.params_.sq_scale:  # symmetric: refit the scale too
+                    fitted: dict[str, Any] = {"sq": self.params_.sq}
+                    self._fit_scale(x, fitted)
+                    self.params_.sq_scale = fitted["sq_scale"]
                 self.index_ = self._trained_index(x)
             else:  # too few left to retrain: keep the trained quantizer, drop the vectors
                 import faiss
@@ -554,7 +587,7 @@ class VectorIndex:
             self._set_threads()
             if len(x):
                 self.index_.add(self._coded(x))
-            log.info("compacted vector index: %d deleted vectors removed, %d kept", removed, len(x))
+            log.info("%s vector index: %d deleted vectors removed, %d kept", what, removed, len(x))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -589,6 +622,7 @@ class VectorIndex:
                     "id_mode": self.ids_.mode,
                     "model": self.model,
                     "threads": self.threads,
+                    "trained_on": self._trained_on,
                 }
                 (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
             return dest
@@ -637,6 +671,8 @@ class VectorIndex:
         )
         index.params_ = params
         index.model = settings.get("model")
+        # indexes saved before this field was written: treat their quantizer as trained on them all
+        index._trained_on = int(settings.get("trained_on", settings.get("count", 0)))
         index._source = root
         if params.engine == "hnswlib":
             return index._load_hnswlib(root, settings)
