@@ -125,9 +125,10 @@ def test_an_index_grown_from_one_vector_retrains_its_quantizer(sq, synthetic, tm
     grown.save(tmp_path / "g")
     loaded = VectorIndex.load(tmp_path / "g", mmap=False)
     np.testing.assert_array_equal(loaded.search(q, 10)[0], found)
-    assert loaded._trained_on == grown._trained_on >= 1000  # saved with the index
-    loaded.add(x[:10] + 0.01, ids=np.arange(10) + 10**6)
-    assert len(loaded) == len(x) + 9
+    trained_on = grown._trained_on
+    assert loaded._trained_on == trained_on >= 1000  # saved with the index
+    loaded.add(x[:10] + 0.01, ids=np.arange(10) + 10**6)  # far from 4x: no rebuild
+    assert len(loaded) == len(x) + 9 and loaded._trained_on == trained_on
 
 
 @pytest.mark.parametrize("kind", SPECS)
@@ -326,6 +327,8 @@ def test_unknown_kind_and_bad_knobs():
         VectorIndex("hnsw-sq8", engine="hnswlib")
     with pytest.raises(ConfigError, match="unknown SQ8 range 'int4'; use sq='per-dim'"):
         VectorIndex("hnsw-sq8", sq="int4")
+    with pytest.raises(ConfigError, match="applies to the INT8 kinds only, and hnsw stores FP32"):
+        VectorIndex("hnsw", sq="symmetric")
 
 
 def test_missing_hnswlib_is_a_dependency_error(monkeypatch):

@@ -37,7 +37,17 @@ from cpuai.errors import ConfigError, DataError, InvalidInput
 from cpuai.vectors import exact
 from cpuai.vectors.hnswlib_graph import HnswlibGraph, ShortResult, require_hnswlib
 from cpuai.vectors.ids import IdMap
-from cpuai.vectors.kinds import HNSW_KINDS, IndexParams, needs_training, new_faiss_index, search_params
+from cpuai.vectors.kinds import (
+    HNSW_KINDS,
+    IndexParams,
+    coded,
+    faiss_query,
+    fp32_scores,
+    needs_training,
+    new_faiss_index,
+    search_params,
+    symmetric_scale,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,7 @@ SETTINGS_FILE = "index.json"
 EXACT_FILTER_MAX = 4096
 # Vectors sampled to train an SQ8 quantizer or IVF lists (per list for IVF).
 _TRAIN_SAMPLE = 200_000
+_IVF_TRAIN_PER_LIST = 64
 # A quantizer trained on fewer than RETRAIN_BELOW vectors is retrained (the index rebuilt) each time
 # the index grows to RETRAIN_GROWTH times that many: an index started from a handful of adds would
 # otherwise keep SQ8 ranges fitted to those few vectors (recall@10 0.008 after a first add of one
@@ -55,9 +66,8 @@ _TRAIN_SAMPLE = 200_000
 # ~40k-vector rebuild, a few seconds, and about a third extra build work in total.
 RETRAIN_BELOW = 10_000
 RETRAIN_GROWTH = 4
-_IVF_TRAIN_PER_LIST = 64
-# Queries re-ranked per step (64 queries x 40 candidates x 384 dims = 3.9 MB of FP32 rows at a time).
-_RERANK_ROWS = 1024  # candidate vectors per re-rank chunk: 1.5 MB at d=384, inside a core's L2
+# Candidate vectors gathered per re-rank step: 1024 x 384 FP32 = 1.5 MB, inside a core's L2.
+_RERANK_ROWS = 1024
 
 
 def _check_k(k: Any) -> int:
@@ -243,7 +253,7 @@ class VectorIndex:
                 self.index_.add(x, self._threads())
             else:
                 self._set_threads()
-                self.index_.add(self._coded(x))
+                self.index_.add(coded(self.params, x))
                 self._raw_new.append(x)  # hnswlib keeps the FP32 vectors in its graph already
             self.ids_.append(new_ids)
             self._raw_new_cat = None
@@ -265,12 +275,6 @@ class VectorIndex:
             and len(self) >= RETRAIN_GROWTH * max(1, self._trained_on)
         )
 
-    def _fit_scale(self, x: np.ndarray, settings: dict[str, Any]) -> None:
-        """For sq='symmetric': the scale that maps the largest |component| of ``x`` to 127."""
-        if settings.get("sq") == "symmetric" and self.kind in ("hnsw-sq8", "ivf-sq8"):
-            peak = float(np.abs(x).max()) if len(x) else 0.0  # later vectors beyond it saturate
-            settings["sq_scale"] = 127.0 / peak if peak > 0 else 1.0
-
     def _create(self, x: np.ndarray) -> None:
         """Fix the dimension, resolve nlist, build and train the faiss index on the first vectors."""
         self._dim = x.shape[1]
@@ -281,7 +285,8 @@ class VectorIndex:
         settings = dict(self._settings)
         if self.kind == "ivf-sq8" and settings["nprobe"] > nlist:
             settings["nprobe"] = nlist
-        self._fit_scale(x, settings)
+        if settings["sq"] == "symmetric":
+            settings["sq_scale"] = symmetric_scale(x)
         self.params_ = IndexParams(dim=self._dim, nlist=nlist, **settings)
         self._settings = {k: v for k, v in self.params_.to_dict().items() if k in self._settings}
         self.index_ = self._trained_index(x)
@@ -314,16 +319,9 @@ class VectorIndex:
             if len(x) > cap:
                 sample = x[np.sort(np.random.default_rng(0).choice(len(x), cap, replace=False))]
             self._set_threads()
-            index.train(self._coded(sample))
+            index.train(coded(params, sample))
             self._trained_on = len(sample)
         return index
-
-    def _coded(self, x: np.ndarray) -> np.ndarray:
-        """``x`` as the faiss index stores it: scaled and rounded to INT8 steps for sq='symmetric'."""
-        scale = self.params.sq_scale
-        if not scale:
-            return x
-        return np.clip(np.rint(x * scale), -127.0, 127.0).astype(np.float32)
 
     def _materialise(self) -> None:
         """Read a memory-mapped faiss index into memory before it is modified (the file is unchanged)."""
@@ -439,10 +437,9 @@ class VectorIndex:
             scores, pos = self.index_.search(q, fetch, params.ef_search, self._threads(), selector)
         else:
             self._set_threads()
-            coded = q * params.sq_scale if params.sq_scale else q
-            scores, pos = self.index_.search(coded, fetch, params=search_params(params, fetch, selector))
-            if params.sq_scale:
-                scores = scores / params.sq_scale**2
+            search = search_params(params, fetch, selector)
+            scores, pos = self.index_.search(faiss_query(params, q), fetch, params=search)
+            scores = fp32_scores(params, scores)
         pos = pos.astype(np.int64)
         if params.rerank > 0:
             pos, scores = self._rerank(q, pos, want)
@@ -574,10 +571,8 @@ class VectorIndex:
                 log.info("%s vector index: %d deleted vectors removed, %d kept", what, removed, len(x))
                 return
             if len(x) and not (self.kind == "ivf-sq8" and len(x) < self.params.nlist):
-                if self.params_ is not None and self.params_.sq_scale:  # symmetric: refit the scale too
-                    fitted: dict[str, Any] = {"sq": self.params_.sq}
-                    self._fit_scale(x, fitted)
-                    self.params_.sq_scale = fitted["sq_scale"]
+                if self.params.sq_scale:  # symmetric: refit the scale to the vectors now held
+                    self.params.sq_scale = symmetric_scale(x)
                 self.index_ = self._trained_index(x)
             else:  # too few left to retrain: keep the trained quantizer, drop the vectors
                 import faiss
@@ -586,7 +581,7 @@ class VectorIndex:
                 self.index_.reset()
             self._set_threads()
             if len(x):
-                self.index_.add(self._coded(x))
+                self.index_.add(coded(self.params, x))
             log.info("%s vector index: %d deleted vectors removed, %d kept", what, removed, len(x))
 
     # ------------------------------------------------------------------ persistence

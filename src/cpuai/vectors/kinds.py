@@ -7,9 +7,10 @@
 
 SQ8 ranges (``sq``): ``per-dim`` (QT_8bit) gives every dimension its own min/max, the finer steps;
 ``uniform`` (QT_8bit_uniform) shares one range, about twice the squared error but a cheaper decode;
-``symmetric`` (QT_8bit_direct_signed) stores round(x · scale) as signed INT8 with one scale fixed on
-the first vectors (``sq_scale``), so decoding is a bare int8 -> float convert: the fastest, and the
-better choice when ``rerank`` re-scores exactly anyway (docs/vectors.md has the figures).
+``symmetric`` (QT_8bit_direct_signed) stores round(x · scale) as signed INT8, one scale fitted to
+the vectors that trained the index (``sq_scale``, see ``coded``), so decoding is a bare int8 -> float
+convert: the fastest, and the better choice when ``rerank`` re-scores exactly anyway
+(docs/vectors.md has the figures).
 
 Engines: every kind runs on ``faiss``; ``hnsw`` may instead run on ``hnswlib`` (FP32 only, since
 hnswlib has no scalar quantizer; see ``cpuai.vectors.hnswlib_graph``).
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from cpuai.errors import ConfigError
 
@@ -76,6 +79,11 @@ class IndexParams:
             raise ConfigError(
                 f"unknown SQ8 range {self.sq!r}",
                 fix="use sq='per-dim' (finer steps), or 'uniform'/'symmetric' (faster; pair with rerank)",
+            )
+        if self.sq != "per-dim" and self.kind not in SQ8_KINDS:
+            raise ConfigError(
+                f"sq={self.sq!r} applies to the INT8 kinds only, and {self.kind} stores FP32 vectors",
+                fix="use kind='hnsw-sq8' or 'ivf-sq8' with sq, or leave sq out",
             )
         if isinstance(self.sq_scale, bool) or not isinstance(self.sq_scale, int | float) or self.sq_scale < 0:
             raise ConfigError(
@@ -180,3 +188,29 @@ def search_params(params: IndexParams, k: int, selector: Any = None) -> Any:
     if params.kind == "ivf-sq8":
         return faiss.SearchParametersIVF(nprobe=params.nprobe, sel=selector)
     return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+
+def symmetric_scale(x: np.ndarray) -> float:
+    """For sq='symmetric': the factor that maps the largest |component| of ``x`` to 127."""
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    return 127.0 / peak if peak > 0 else 1.0
+
+
+def coded(params: IndexParams, x: np.ndarray) -> np.ndarray:
+    """Vectors as the faiss index stores them: scaled and rounded to INT8 steps for sq='symmetric'.
+
+    Later vectors beyond the range the scale was fitted to saturate at +-127.
+    """
+    if not params.sq_scale:
+        return x
+    return np.clip(np.rint(x * params.sq_scale), -127.0, 127.0).astype(np.float32)
+
+
+def faiss_query(params: IndexParams, q: np.ndarray) -> np.ndarray:
+    """Queries in the index's coded space (scaled, not rounded: an FP32 query against INT8 codes)."""
+    return q * params.sq_scale if params.sq_scale else q
+
+
+def fp32_scores(params: IndexParams, scores: np.ndarray) -> np.ndarray:
+    """faiss's scores in FP32 units: the symmetric scale enters every similarity or distance squared."""
+    return scores / params.sq_scale**2 if params.sq_scale else scores
