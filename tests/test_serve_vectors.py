@@ -85,17 +85,19 @@ def test_adds_and_deletes_survive_a_restart(tmp_path):
     added = x[1000:] * 1.0
     with ServerThread(create_app(root)) as url, httpx.Client(base_url=url, timeout=60) as c:
         statuses: list[int] = []
-        stop = threading.Event()
+        stop, searching_now = threading.Event(), threading.Event()
 
         def searching() -> None:
             with httpx.Client(base_url=url, timeout=60) as s:
                 while not stop.is_set():
                     r = s.post("/v1/indexes/pts/search", json={"vector": x[7].tolist(), "k": 5})
                     statuses.append(r.status_code)
+                    searching_now.set()
 
         reader = threading.Thread(target=searching)
         reader.start()
         try:
+            assert searching_now.wait(30), "the reader never got an answer"  # adds start mid-search
             for start in range(0, 200, 50):  # four adds while the reader searches
                 r = c.post(
                     "/v1/indexes/pts/add",
