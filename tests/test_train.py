@@ -256,7 +256,8 @@ def _test_top1(job: Path) -> float:
 
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(digits16, tmp_path):
-    flags = ("--epochs", "4")
+    # enough epochs that the run cannot finish between the poll and the kill
+    flags = ("--epochs", "20", "--patience", "0")
     reference = tmp_path / "reference"
     assert _train(digits16, reference, *flags) == 0
     job = tmp_path / "crashed"
@@ -275,13 +276,14 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(digits16, tmp_path):
         for line in (job / "metrics.jsonl").read_text().splitlines()
         if '"epoch", ' in line or '"kind": "epoch"' in line
     ]
-    assert epochs[-1] == 4
+    assert epochs[-1] == 20
 
 
 @pytest.mark.slow
 def test_sigterm_writes_a_fresh_checkpoint_then_resume_finishes(digits16, tmp_path):
     job = tmp_path / "term"
-    proc = _start(digits16, job, "--epochs", "3")
+    # 40 short epochs (about 2 s) so the signal lands mid-run; 3 epochs once finished before it
+    proc = _start(digits16, job, "--epochs", "40", "--patience", "0")
     _wait_for(
         lambda: (job / "train.log").exists() and CLASSIC.search((job / "train.log").read_text()), proc=proc
     )
@@ -296,7 +298,7 @@ def test_sigterm_writes_a_fresh_checkpoint_then_resume_finishes(digits16, tmp_pa
     status = json.loads((job / "status.json").read_text())
     assert status["state"] == "interrupted" and status["signal"] == signal.SIGTERM
     assert main(["train", "--resume", str(job)]) == 0
-    assert pkgmod.read(job / "package").manifest.metrics["epochs"] == 3
+    assert pkgmod.read(job / "package").manifest.metrics["epochs"] == 40
 
 
 @pytest.mark.slow
