@@ -156,6 +156,69 @@ def test_full_queue_raises_queue_full():
     asyncio.run(go())
 
 
+def test_batch_threads_chain_waiting_batches_without_the_event_loop():
+    """A batch thread that finishes takes the next waiting batch itself; every request gets its own answer."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    runs: list[tuple[int, list[int]]] = []
+
+    def compute(items):
+        runs.append((threading.get_ident(), list(items)))
+        if len(runs) == 1:
+            started.set()
+            release.wait(10)  # the first batch holds the only slot while the rest queue up
+        return [i * 10 for i in items]
+
+    async def go():
+        async def never(items):
+            raise AssertionError("engine batches must not go through the async runner")
+
+        q = BatchQueue(never, max_batch=4, slots=1, name="m")
+        q.use_threads(compute, 1)
+        first = asyncio.ensure_future(q.put(0))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(q.put(i, key="a" if i % 2 else "b")) for i in range(1, 8)]
+        await asyncio.sleep(0.01)
+        release.set()
+        out = [await first] + [await r for r in rest]
+        await q.close()
+        return out
+
+    out = asyncio.run(go())
+    assert out == [i * 10 for i in range(8)]
+    assert [items for _, items in runs] == [[0], [1, 3, 5, 7], [2, 4, 6]]  # oldest key first, then the other
+    assert len({ident for ident, _ in runs}) == 1  # one batch thread ran all three in a row
+
+
+def test_batch_thread_errors_fail_only_their_batch():
+    def compute(items):
+        if "bad" in items:
+            raise RuntimeError("engine failed")
+        if "short" in items:
+            return items[:-1]
+        return [ValueError(i) if i == "x" else i for i in items]
+
+    async def go():
+        async def never(items):
+            raise AssertionError("not used")
+
+        q = BatchQueue(never, max_batch=4)
+        q.use_threads(compute, 1)
+        assert await q.put("good") == "good"
+        with pytest.raises(RuntimeError, match="engine failed"):
+            await q.put("bad")
+        with pytest.raises(EngineError, match="returned 0 results for a batch of 1"):
+            await q.put("short")
+        with pytest.raises(ValueError):
+            await q.put("x")
+        assert await q.put("good again") == "good again"  # the queue and its thread survive
+        await q.close()
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize("kwargs", [{"max_batch": 0}, {"max_queue": 0}, {"slots": 0}, {"max_delay_s": -1}])
 def test_batch_queue_validates_its_arguments(kwargs):
     async def run(items):
@@ -331,15 +394,23 @@ def test_cli_serve_start_up_failures_are_one_line_errors(digits_onnx_package, tm
     assert err.startswith("error: ") and "onnxruntime cannot load" in err and "Traceback" not in err
 
 
-def test_served_onnxruntime_engines_do_not_spin_wait(digits_onnx_package):
-    """Between requests the server's cores parse, decode and tokenise: its engines must not spin."""
-    app = create_app(digits_onnx_package, ServeConfig(access_log=False, cores=2))
-    with ServerThread(app):
+@pytest.mark.parametrize("spin, entry", [(None, "1"), (False, "0"), (True, "1")])
+def test_served_onnxruntime_engines_spin_as_configured(digits_onnx_package, spin, entry):
+    """One-stream engines spin-wait by default (as cpuai bench measures them); --no-spin turns it off."""
+    app = create_app(digits_onnx_package, ServeConfig(access_log=False, cores=2, spin=spin))
+    with ServerThread(app) as url:
         engines = app.state.registry.get("digits").engines
-        assert engines and all(e.backend == "onnxruntime" and e.spin is False for e in engines)
+        assert engines and all(e.backend == "onnxruntime" and e.spin is (entry == "1") for e in engines)
         entries = {
             s.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
             for e in engines
             for s in e.sessions
         }
-        assert entries == {"0"}
+        assert entries == {entry}
+        meta = httpx.get(url + "/v2/models/digits").json()
+        assert meta["parameters"]["spin"] is (entry == "1")
+
+
+def test_spin_setting_is_validated():
+    with pytest.raises(ConfigError, match="spin must be True, False or None"):
+        ServeConfig(spin="yes")  # type: ignore[arg-type]

@@ -43,6 +43,11 @@ def serve(
     ),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
     drain: float = typer.Option(30.0, "--drain", help="Seconds to finish requests in flight on shutdown."),
+    spin: bool | None = typer.Option(
+        None,
+        "--spin/--no-spin",
+        help="ONNX Runtime threads spin-wait between runs (default: with one stream, as cpuai bench).",
+    ),
 ) -> None:
     """Serve a model package or repository with dynamic batching on the cores this process may use."""
     from cpuai.hardware import core_budget
@@ -61,6 +66,7 @@ def serve(
         poll_seconds=poll,
         access_log=access_log,
         drain_seconds=drain,
+        spin=spin,
     )
     app = create_app(source, config)
     url = f"http://{host}:{port}"

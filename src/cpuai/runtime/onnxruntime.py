@@ -5,8 +5,7 @@ spin-wait between runs (``session.intra_op.allow_spinning``): spinning shaves th
 next run, which helps batch-1 latency when runs come back to back (a benchmark, ``cpuai tune``), but
 the spinning threads keep their cores busy while the process does other work. ``spin=None`` (the
 default) spins with one stream and not with several, so idle streams do not steal cores from busy
-ones; ``cpuai serve`` passes ``spin=False``, because between requests its cores are needed for HTTP
-parsing, image decoding and tokenising.
+ones. ``cpuai serve --no-spin`` passes ``spin=False`` for hosts whose cores other work needs.
 """
 
 from __future__ import annotations

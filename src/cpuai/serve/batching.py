@@ -14,6 +14,13 @@ Metrics are not kept here: an optional ``observe(batch_rows, seconds)`` callback
 
 Idle fast path: a worker thread that already holds a request may ``try_reserve()`` the queue when
 nothing waits and nothing runs, run the request itself (saving a thread hop) and ``release``.
+
+Engine batches: ``use_threads(compute, threads)`` makes batches run as ``compute(items)`` in the
+queue's own threads, one per slot. A thread that finishes a batch hands its results to the event
+loop and takes the next waiting batch itself, so under load the engine goes from batch to batch
+without a round trip through the event loop. That round trip (wake the loop, schedule the next
+batch, wake a sleeping thread) took about 2 ms a batch on a 2-vCPU VM, a fifth of the engine's
+time at concurrency 32 with MiniLM.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +90,15 @@ class BatchQueue:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._lock = threading.Lock()  # guards _in_flight, which the idle fast path changes from threads
+        self._lock = threading.Lock()  # guards _queue and _in_flight, which batch threads change too
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._compute: Callable[[list[Any]], Sequence[Any]] | None = None
+        self._threads: ThreadPoolExecutor | None = None
+
+    def use_threads(self, compute: Callable[[list[Any]], Sequence[Any]], threads: int) -> None:
+        """Run batches as ``compute(items)`` in ``threads`` threads that chain waiting batches."""
+        self._compute = compute
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix=f"cpuai-batch-{self.name}")
 
     @property
     def depth(self) -> int:
@@ -114,11 +129,13 @@ class BatchQueue:
             )
         self.start()
         pending = _Pending(item, rows, key, asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
+        with self._lock:
+            self._queue.append(pending)
         self._wake.set()
         return await pending.future
 
     def _take(self) -> list[_Pending]:
+        """Pop the next batch: the oldest item and its key's followers (the caller holds the lock)."""
         head = self._queue.popleft()
         batch, rows = [head], head.rows
         if rows >= self.max_batch:
@@ -137,9 +154,13 @@ class BatchQueue:
         self._queue = keep
         return batch
 
-    def _ready_rows(self) -> int:
-        key = self._queue[0].key
-        return sum(p.rows for p in self._queue if p.key == key)
+    def _head(self) -> tuple[float, int] | None:
+        """The oldest waiting item's arrival and the rows ready for its batch (None when empty)."""
+        with self._lock:
+            if not self._queue:
+                return None
+            head = self._queue[0]
+            return head.arrived, sum(p.rows for p in self._queue if p.key == head.key)
 
     async def _wait(self, timeout: float | None = None) -> None:
         self._wake.clear()
@@ -153,8 +174,8 @@ class BatchQueue:
                     return
                 await self._wait()
             # Partly busy: give the batch up to max_delay (from the oldest arrival) to fill.
-            while self._in_flight > 0 and self._queue and self._ready_rows() < self.max_batch:
-                left = self._queue[0].arrived + self.max_delay_s - time.perf_counter()
+            while self._in_flight > 0 and (head := self._head()) is not None and head[1] < self.max_batch:
+                left = head[0] + self.max_delay_s - time.perf_counter()
                 if left <= 0 or self._in_flight >= self.slots:
                     break
                 await self._wait(left)
@@ -166,7 +187,10 @@ class BatchQueue:
             if not self._queue or self._in_flight >= self.slots:
                 return False
             self._in_flight += 1
-        batch = self._take()
+            batch = self._take()
+        if self._threads is not None:
+            self._threads.submit(self._work, batch)
+            return True
         task = asyncio.get_running_loop().create_task(self._run_batch(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -211,6 +235,45 @@ class BatchQueue:
             if self.observe is not None:
                 self.observe(sum(p.rows for p in batch), time.perf_counter() - start)
 
+    def _work(self, batch: list[_Pending] | None) -> None:
+        """In a batch thread: run ``batch``, hand its outcome to the loop, go on while batches wait."""
+        assert self._compute is not None and self._loop is not None
+        try:
+            while batch is not None:
+                start = time.perf_counter()
+                outcome: Sequence[Any] | BaseException
+                try:
+                    outcome = self._compute([p.item for p in batch])
+                except BaseException as exc:  # settled on the loop: fails just this batch's requests
+                    outcome = exc
+                self._loop.call_soon_threadsafe(self._settle, batch, outcome, time.perf_counter() - start)
+                if not isinstance(outcome, Exception) and isinstance(outcome, BaseException):
+                    raise outcome
+                with self._lock:
+                    batch = self._take() if self._queue else None
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _settle(self, batch: list[_Pending], outcome: Sequence[Any] | BaseException, seconds: float) -> None:
+        """On the loop: give each request of a thread-run batch its result (or the batch's error)."""
+        if not isinstance(outcome, BaseException) and len(outcome) != len(batch):
+            outcome = EngineError(
+                f"model '{self.name}' returned {len(outcome)} results for a batch of {len(batch)} requests",
+                fix="the model must return one result per item",
+            )
+        for i, p in enumerate(batch):
+            if p.future.done():
+                continue
+            result = outcome if isinstance(outcome, BaseException) else outcome[i]
+            if isinstance(result, BaseException):
+                p.future.set_exception(result)
+            else:
+                p.future.set_result(result)
+        if self.observe is not None:
+            self.observe(sum(p.rows for p in batch), seconds)
+
     def try_reserve(self) -> bool:
         """Take the idle queue for a request its caller runs itself; False when anything waits or runs."""
         with self._lock:
@@ -232,13 +295,16 @@ class BatchQueue:
         """Stop taking requests; with ``drain`` finish queued and running ones, else fail the queued ones."""
         self._closed = True
         if not drain:
-            while self._queue:
-                p = self._queue.popleft()
+            with self._lock:
+                dropped, self._queue = list(self._queue), deque()
+            for p in dropped:
                 p.future.set_exception(NotReady(f"model '{self.name}' was unloaded", fix="load it again"))
         self._wake.set()
         if self._dispatcher is not None:
             await self._dispatcher
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        while self._in_flight > 0:  # fast-path requests still running in worker threads
+        while self._in_flight > 0:  # batch threads and fast-path requests still running
             await self._wait(0.01)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)

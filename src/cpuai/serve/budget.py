@@ -91,14 +91,16 @@ def plan(
 class CoreGate:
     """A server-wide pool of cores: a batch holds its engine's threads while it runs.
 
-    Thread-safe, so the idle fast path can take cores from a worker thread with ``try_acquire``;
-    ``acquire`` waits on the event loop (polling briefly, only when models contend for cores).
+    Thread-safe: the idle fast path takes cores from a worker thread with ``try_acquire``, batch
+    threads wait with ``acquire_blocking``, and ``acquire`` waits on the event loop (polling
+    briefly, only when models contend for cores).
     """
 
     def __init__(self, cores: int) -> None:
         self.cores = cores
         self._free = cores
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
 
     @property
     def free(self) -> int:
@@ -120,6 +122,16 @@ class CoreGate:
                 return held
             await asyncio.sleep(0.0005)
 
+    def acquire_blocking(self, n: int) -> int:
+        """Take ``n`` cores, waiting in this (non-loop) thread until they are free."""
+        n = min(n, self.cores)
+        with self._freed:
+            while self._free < n:
+                self._freed.wait()
+            self._free -= n
+        return n
+
     def release(self, n: int) -> None:
-        with self._lock:
+        with self._freed:
             self._free += n
+            self._freed.notify_all()

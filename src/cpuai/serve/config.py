@@ -16,6 +16,8 @@ class ServeConfig:
 
     ``instances``/``threads``/``streams``/``backend`` left as None come from the package's
     ``deploy`` section (``cpuai tune``) or the defaults; ``cores`` None means ``core_budget()``.
+    ``spin`` None keeps the engine's own rule (ONNX Runtime's threads spin-wait with one stream);
+    False makes them sleep between runs, for hosts whose cores other work needs (docs/serving.md).
     """
 
     max_batch: int = 32
@@ -33,6 +35,7 @@ class ServeConfig:
     top_k: int = 5
     access_log: bool = True
     drain_seconds: float = 30.0
+    spin: bool | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +56,10 @@ class ServeConfig:
                     f"{name} must be between {low} and {high}, got {value!r}",
                     fix=f"pass {flag} within that range",
                 )
+        if self.spin is not None and not isinstance(self.spin, bool):
+            raise ConfigError(
+                f"spin must be True, False or None, got {self.spin!r}", fix="pass --spin or --no-spin"
+            )
         if self.poll_seconds is not None and self.poll_seconds <= 0:
             raise ConfigError(
                 f"poll interval must be positive, got {self.poll_seconds!r}",

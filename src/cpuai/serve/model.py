@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +86,7 @@ class ServedModel:
         self.task: Any = None
         self._busy: list[int] = []
         self._handler_pool: ThreadPoolExecutor | None = None
-        self._batch_pool: ThreadPoolExecutor | None = None
+        self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
         self.inputs: list[TensorInfo] = [
             TensorInfo(t.name, t.dtype, tuple(t.shape)) for t in package.manifest.inputs
         ]
@@ -127,13 +128,11 @@ class ServedModel:
                         streams=self.plan.streams,
                         hint=self.plan.hint,
                         precision=self.plan.precision,
-                        spin=False,  # between requests the cores parse, decode and tokenise
+                        spin=self.shared.config.spin,
                     )
                 )
             self._busy = [0] * len(self.engines)
-            self._batch_pool = ThreadPoolExecutor(
-                self.plan.slots, thread_name_prefix=f"cpuai-batch-{self.name}"
-            )
+            self.queue.use_threads(self._compute_batch, self.plan.slots)
             self.inputs, self.outputs = list(self.engines[0].inputs), list(self.engines[0].outputs)
         if m.task in PLAIN_TASKS:
             from cpuai.tasks import for_package
@@ -155,9 +154,8 @@ class ServedModel:
         closer = getattr(self.handler, "close", None)
         if callable(closer):
             await loop.run_in_executor(None, closer)
-        for pool in (self._handler_pool, self._batch_pool):
-            if pool is not None:
-                pool.shutdown(wait=False)
+        if self._handler_pool is not None:
+            self._handler_pool.shutdown(wait=False)
         self.state = "UNAVAILABLE"
 
     def ready(self) -> bool:
@@ -203,6 +201,11 @@ class ServedModel:
                 "threads": self.plan.threads,
                 "streams": self.plan.streams,
                 "plan_source": self.plan.source,
+                **(
+                    {"spin": self.engines[0].spin}
+                    if self.engines and isinstance(getattr(self.engines[0], "spin", None), bool)
+                    else {}
+                ),
             },
         }
 
@@ -282,19 +285,21 @@ class ServedModel:
 
     # -- batches -------------------------------------------------------------------------------
     async def _run_batch(self, items: list[_Item]) -> list[Any]:
-        if self.handler is not None:
-            return await self._run_handler(items)
-        index = min(range(len(self.engines)), key=self._busy.__getitem__)
-        engine = self.engines[index]
-        self._busy[index] += 1
-        held = await self.shared.gate.acquire(self.plan.threads)
-        try:  # one hop: padding, the engine, splitting and postprocessing all run in a batch thread
-            return await asyncio.get_running_loop().run_in_executor(
-                self._batch_pool, self._compute, engine, items
-            )
+        """A handler's batch (engine batches run in the queue's threads: ``_compute_batch``)."""
+        return await self._run_handler(items)
+
+    def _compute_batch(self, items: list[_Item]) -> list[Any]:
+        """In a batch thread: the least busy engine, holding its cores, answers ``items``."""
+        with self._engine_lock:
+            index = min(range(len(self.engines)), key=self._busy.__getitem__)
+            self._busy[index] += 1
+        held = self.shared.gate.acquire_blocking(self.plan.threads)
+        try:  # padding, the engine, splitting and postprocessing all run in this thread
+            return self._compute(self.engines[index], items)
         finally:
-            self._busy[index] -= 1
             self.shared.gate.release(held)
+            with self._engine_lock:
+                self._busy[index] -= 1
 
     def _compute(self, engine: Any, items: list[_Item]) -> list[Any]:
         """In a batch thread: one engine call for ``items``, then each item's own answer."""
