@@ -1,4 +1,4 @@
-"""Serving benchmark: cpuai serve (batching, spin on / off) vs a plain FastAPI app vs LitServe, one engine.
+"""Serving benchmark: cpuai serve (batching, spin on / off, per-core engines) vs FastAPI vs LitServe.
 
 Models: all-MiniLM-L6-v2 (short real sentences from Python's docstrings, padded only to the longest
 in a batch, never to max_length) and the digits SmallCNN (a real digit PNG, multipart upload; its
@@ -8,7 +8,8 @@ postprocess) and is driven by the same closed-loop client (cpuai.serve.loadtest:
 connections, pre-encoded requests, httptools parsing, ~0.1-0.3 ms of CPU per request) at concurrency
 1, 8 and 32. Every server is measured twice, all of them forward and then in reverse order, each
 time in a fresh process, and the better req/s of the two is kept per point (with its latencies).
-The ceiling is the raw engine's batch-32 throughput on preprocessed inputs.
+The ceiling is the raw engine's batch-32 throughput on preprocessed inputs, with all cores on
+one engine and with one 1-thread engine per core (what cpuai-percore serves).
 
     .venv/bin/python benchmarks/serve.py --quick     # ~100 requests per point
     .venv/bin/python benchmarks/serve.py             # 1000 requests per point
@@ -38,7 +39,8 @@ CACHE = (
 )  # packages built once
 RESULTS = HERE / "results" / "serve.json"
 BOUNDARY = "cpuaibenchboundary"
-SERVERS = ("cpuai-batch", "cpuai-nospin", "cpuai-nobatch", "fastapi", "litserve")
+SERVERS = ("cpuai-batch", "cpuai-nosplit", "cpuai-percore", "cpuai-nobatch", "fastapi", "litserve")
+# also: cpuai-nospin (`--no-spin`), measured in earlier runs (docs/benchmarks.md)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ def worker(kind: str, model_dir: Path, port: int) -> None:
     pkg = pkgmod.read(model_dir)
     task_kind = pkg.manifest.task
     if kind.startswith("cpuai"):
+        from cpuai.hardware import core_budget
         from cpuai.serve import ServeConfig, create_app, run
 
         cfg = ServeConfig(
@@ -143,6 +146,10 @@ def worker(kind: str, model_dir: Path, port: int) -> None:
             access_log=False,
             max_queue=4096,
             spin=False if kind == "cpuai-nospin" else None,  # cpuai-nospin: `cpuai serve --no-spin`
+            split=False if kind == "cpuai-nosplit" else None,  # `--no-split`: one all-core engine
+            # cpuai-percore: `cpuai serve --instances N --threads 1`, one engine per core
+            instances=core_budget() if kind == "cpuai-percore" else None,
+            threads=1 if kind == "cpuai-percore" else None,
         )
         run(create_app(model_dir, cfg), host="127.0.0.1", port=port)
         return
@@ -269,13 +276,56 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
         engine.infer(f)
         lat.append((time.perf_counter() - t) * 1e3)
     engine.close()
+    per_core = per_core_rows_per_s(pkg, batches, rounds)
+    # the server's batch mix on one 1-thread engine per core: what its split engines run under load
+    live_per_core = per_core_rows_per_s(pkg, live_batches(task, items, rounds), 0) if text else None
     return {
         "rows_per_s": rps,
         "cpu_ms_per_row": cpu_ms_per_row,
-        **({"live_mix_rows_per_s": live, "grouping_rows_per_s": grouping} if live else {}),
+        "per_core_rows_per_s": per_core,
+        **(
+            {
+                "live_mix_rows_per_s": live,
+                "live_mix_per_core_rows_per_s": live_per_core,
+                "grouping_rows_per_s": grouping,
+            }
+            if live
+            else {}
+        ),
         "p50_ms": float(np.percentile(lat, 50)),
         "p99_ms": float(np.percentile(lat, 99)),
     }
+
+
+def per_core_rows_per_s(pkg: Any, batches: list[dict[str, np.ndarray]], rounds: int) -> float:
+    """One 1-thread engine per core, each running the same batch-32 batches in its own thread: the
+    engine's ceiling when the cores work on separate batches, as ``--instances N --threads 1`` serves."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cpuai.hardware import core_budget
+    from cpuai.runtime import load
+
+    cores = core_budget()
+    engines = [load(pkg, threads=1) for _ in range(cores)]
+    for e in engines:
+        e.infer(batches[0])
+    each = max(1, max(rounds, len(batches)) // cores)
+
+    def drive(i: int) -> int:
+        rows = 0
+        for r in range(each):
+            f = batches[(r * cores + i) % len(batches)]
+            engines[i].infer(f)
+            rows += len(next(iter(f.values())))
+        return rows
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(cores) as pool:
+        rows = sum(pool.map(drive, range(cores)))
+    rps = rows / (time.perf_counter() - start)
+    for e in engines:
+        e.close()
+    return rps
 
 
 def _buckets(width: int) -> Any:
@@ -315,15 +365,11 @@ def _chunks(size: int) -> Any:
     return group
 
 
-def live_mix_rows_per_s(
-    engine: Any, task: Any, items: list[str], rounds: int, window: int = 32, group: Any = None
-) -> float:
-    """The engine on the batches a server can form: ``window`` random live requests at a time,
-    grouped by ``group`` (default: the server's own length buckets), padded to each group's longest.
-
-    The batch-32 ceiling sorts every sentence by length first, which no server sees; this is the
-    same engine on the server's batch mix, so the gap between the two is the grouping's, not HTTP's.
-    """
+def live_batches(
+    task: Any, items: list[str], rounds: int, window: int = 32, group: Any = None
+) -> list[dict[str, np.ndarray]]:
+    """The batches a server can form: ``window`` random live requests at a time, grouped by
+    ``group`` (default: the server's own length buckets), padded to each group's longest."""
     import random
 
     from cpuai.serve.model import LENGTH_BUCKET
@@ -334,12 +380,21 @@ def live_mix_rows_per_s(
     groups: list[list[str]] = []
     for _ in range(max(4, rounds // 2)):
         groups.extend(group(rng.sample(items, min(window, len(items))), lengths))
-    batches = [task.preprocess(g) for g in groups]
+    return [task.preprocess(g) for g in groups]
+
+
+def live_mix_rows_per_s(engine: Any, task: Any, items: list[str], rounds: int, group: Any = None) -> float:
+    """The engine on the server's batch mix (``live_batches``).
+
+    The batch-32 ceiling sorts every sentence by length first, which no server sees; this is the
+    same engine on the server's batch mix, so the gap between the two is the grouping's, not HTTP's.
+    """
+    batches = live_batches(task, items, rounds, group=group)
     engine.infer(batches[0])
     start = time.perf_counter()
     for f in batches:
         engine.infer(f)
-    return sum(len(g) for g in groups) / (time.perf_counter() - start)
+    return sum(len(next(iter(f.values()))) for f in batches) / (time.perf_counter() - start)
 
 
 #: Ways to batch 32 requests in flight: does any beat the server's buckets? (the ceiling's sorted
@@ -481,11 +536,30 @@ def summarise(results: dict[str, Any], levels: list[int]) -> dict[str, dict[str,
             fig["cpuai_batch_saturation_vs_ceiling"] = ours / entry["ceiling"]["rows_per_s"]
             if entry["ceiling"].get("live_mix_rows_per_s"):
                 fig["cpuai_batch_saturation_vs_live_mix"] = ours / entry["ceiling"]["live_mix_rows_per_s"]
+                # the same mix on per-core engines, which the default server runs under load
+                fig["cpuai_batch_saturation_vs_live_mix_per_core"] = (
+                    ours / entry["ceiling"]["live_mix_per_core_rows_per_s"]
+                )
             if entry["ceiling"].get("grouping_rows_per_s"):
                 # the most any server could reach with 32 requests in flight: the best grouping
                 best_group = max(entry["ceiling"]["grouping_rows_per_s"].values())
                 fig["best_grouping_of_32_vs_ceiling"] = best_group / entry["ceiling"]["rows_per_s"]
-            for other in ("litserve", "fastapi", "cpuai-nobatch", "cpuai-nospin"):
+            mine = best("cpuai-percore")
+            if mine and entry["ceiling"].get("per_core_rows_per_s"):
+                # one engine per core, server and ceiling alike; and the best deployment of each
+                per_core = entry["ceiling"]["per_core_rows_per_s"]
+                fig["cpuai_percore_saturation_vs_per_core_ceiling"] = mine / per_core
+                fig["best_cpuai_vs_best_ceiling"] = max(ours, mine) / max(
+                    per_core, entry["ceiling"]["rows_per_s"]
+                )
+            for other in (
+                "litserve",
+                "fastapi",
+                "cpuai-nobatch",
+                "cpuai-nospin",
+                "cpuai-nosplit",
+                "cpuai-percore",
+            ):
                 if best(other):
                     fig[f"cpuai_batch_vs_{other.replace('-', '_')}"] = ours / best(other)
             c1 = servers["cpuai-batch"].get(low)
@@ -560,9 +634,11 @@ def main() -> None:
         entry: dict[str, Any] = {"ceiling": ceil, "servers": {}}
         print(
             f"{model}: engine ceiling {ceil['rows_per_s']:.0f} rows/s (batch 32), batch-1 latency "
-            f"p50 {ceil['p50_ms']:.2f} ms p99 {ceil['p99_ms']:.2f} ms"
+            f"p50 {ceil['p50_ms']:.2f} ms p99 {ceil['p99_ms']:.2f} ms; one 1-thread engine per core "
+            f"{ceil['per_core_rows_per_s']:.0f} rows/s"
             + (
-                f"; on the server's live batch mix {ceil['live_mix_rows_per_s']:.0f} rows/s"
+                f"; on the server's live batch mix {ceil['live_mix_rows_per_s']:.0f} rows/s "
+                f"({ceil['live_mix_per_core_rows_per_s']:.0f} on per-core engines)"
                 if "live_mix_rows_per_s" in ceil
                 else ""
             ),

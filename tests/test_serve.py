@@ -304,6 +304,61 @@ def test_batching_under_concurrency_keeps_every_answer_its_own(server, client, e
     assert total - before_total < 5 * len(x)  # fewer batches than requests
 
 
+def _engine_batches(client: httpx.Client, model: str) -> dict[str, float]:
+    """Batches run per engine kind (all-cores, per-core) from /metrics."""
+    out = {"all-cores": 0.0, "per-core": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("cpuai_engine_batches_total") and f'model="{model}"' in line:
+            kind = line.split('engine="')[1].split('"')[0]
+            out[kind] = float(line.split()[-1])
+    return out
+
+
+def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_core(
+    digits_onnx_package, expected, monkeypatch
+):
+    from cpuai.serve import model as served
+
+    # the digits CNN's batches take well under SPLIT_MIN_BATCH_S, so it splits only when told to
+    monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 0.0)
+    x, _, logits = expected
+    want = logits.argmax(1)
+    app = create_app(digits_onnx_package, ServeConfig(cores=2, access_log=False))
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        params = client.get("/v2/models/digits").json()["parameters"]
+        assert (params["threads"], params["split_engines"], params["split_threads"]) == (2, 2, 1)
+        for i in range(3):  # one at a time: each runs alone on the all-core engine
+            r = client.post("/v2/models/digits/infer", json=v2_body(x[i : i + 1]))
+            assert int(np.argmax(r.json()["outputs"][0]["data"])) == want[i]
+        assert _engine_batches(client, "digits") == {"all-cores": 3.0, "per-core": 0.0}
+
+        async def burst() -> list[tuple[int, int]]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+
+                async def one(i: int) -> tuple[int, int]:
+                    r = await ac.post("/v2/models/digits/infer", json=v2_body(x[i : i + 1]))
+                    return i, int(np.argmax(r.json()["outputs"][0]["data"]))
+
+                return await asyncio.gather(*(one(i) for i in range(len(x))))
+
+        for _attempt in range(5):  # bounded: stop once batches ran side by side
+            for i, label in asyncio.run(burst()):
+                assert label == want[i], f"request {i} got another request's answer"
+            if _engine_batches(client, "digits")["per-core"] > 0:
+                break
+        split = _engine_batches(client, "digits")["per-core"]
+        assert split > 0, "no per-core batch under 64 requests"
+        # a model whose all-core batches are quicker than the threshold stays on the all-core engine
+        monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 1e9)
+        for i, label in asyncio.run(burst()):
+            assert label == want[i]
+        assert _engine_batches(client, "digits")["per-core"] == split
+    off = create_app(digits_onnx_package, ServeConfig(cores=2, access_log=False, split=False))
+    with ServerThread(off) as url:
+        params = httpx.get(url + "/v2/models/digits").json()["parameters"]
+        assert (params["threads"], params["split_engines"]) == (2, 0)
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

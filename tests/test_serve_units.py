@@ -20,7 +20,7 @@ from cpuai.errors import ConfigError, EngineError, InvalidInput, ResourceError
 from cpuai.package import Deploy
 from cpuai.serve import ServeConfig, ServerThread, create_app, free_port
 from cpuai.serve.batching import BatchQueue
-from cpuai.serve.budget import plan
+from cpuai.serve.budget import MAX_SPLIT, plan
 from cpuai.serve.codec import decode_v2_inputs, encode_v2_outputs
 from cpuai.serve.errors import QueueFull
 
@@ -243,6 +243,20 @@ def test_plan_never_oversubscribes_the_budget():
                 assert p.cores <= budget and p.slots == instances * streams
 
 
+def test_default_plan_splits_the_cores_under_load_and_explicit_layouts_do_not():
+    p = plan(2)
+    assert (p.instances, p.threads, p.split_engines, p.split_threads, p.slots, p.cores) == (1, 2, 2, 1, 2, 2)
+    big = plan(32)  # at most MAX_SPLIT copies of the model: wider per-core engines instead
+    assert (big.split_engines, big.split_threads) == (MAX_SPLIT, 32 // MAX_SPLIT)
+    assert plan(1).split_engines == 0  # one core: nothing to split
+    assert plan(4, threads=4).split_engines == 0  # a flag fixes the layout
+    assert plan(4, threads=4, split=True).split_engines == 4
+    assert plan(4, split=False).split_engines == 0
+    assert plan(4, instances=2, split=True).split_engines == 0  # only a single all-core engine splits
+    deploy = Deploy(backend="onnxruntime", threads=4, streams=1, instances=1, hint="latency")
+    assert plan(4, deploy).split_engines == 0  # cpuai tune's choice stands
+
+
 def test_plan_uses_the_deploy_section_and_scales_it_to_the_budget():
     deploy = Deploy(backend="onnxruntime", threads=4, streams=2, instances=1, hint="throughput")
     p = plan(16, deploy)
@@ -411,6 +425,8 @@ def test_served_onnxruntime_engines_spin_as_configured(digits_onnx_package, spin
         assert meta["parameters"]["spin"] is (entry == "1")
 
 
-def test_spin_setting_is_validated():
+def test_spin_and_split_settings_are_validated():
     with pytest.raises(ConfigError, match="spin must be True, False or None"):
         ServeConfig(spin="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="split must be True, False or None"):
+        ServeConfig(split=1)  # type: ignore[arg-type]

@@ -48,6 +48,12 @@ def serve(
         "--spin/--no-spin",
         help="ONNX Runtime threads spin-wait between runs (default: with one stream, as cpuai bench).",
     ),
+    split: bool | None = typer.Option(
+        None,
+        "--split/--no-split",
+        help="Under load, run batches on one engine per core; a lone request keeps every core "
+        "(default: on unless --instances/--threads/--streams or a deploy section set the layout).",
+    ),
 ) -> None:
     """Serve a model package or repository with dynamic batching on the cores this process may use."""
     from cpuai.hardware import core_budget
@@ -67,6 +73,7 @@ def serve(
         access_log=access_log,
         drain_seconds=drain,
         spin=spin,
+        split=split,
     )
     app = create_app(source, config)
     url = f"http://{host}:{port}"

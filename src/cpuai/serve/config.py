@@ -18,6 +18,8 @@ class ServeConfig:
     ``deploy`` section (``cpuai tune``) or the defaults; ``cores`` None means ``core_budget()``.
     ``spin`` None keeps the engine's own rule (ONNX Runtime's threads spin-wait with one stream);
     False makes them sleep between runs, for hosts whose cores other work needs (docs/serving.md).
+    ``split`` None splits the cores into per-core engines under load in the default layout only
+    (``budget.plan``); True or False forces it on or off.
     """
 
     max_batch: int = 32
@@ -36,6 +38,7 @@ class ServeConfig:
     access_log: bool = True
     drain_seconds: float = 30.0
     spin: bool | None = None
+    split: bool | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,10 +59,12 @@ class ServeConfig:
                     f"{name} must be between {low} and {high}, got {value!r}",
                     fix=f"pass {flag} within that range",
                 )
-        if self.spin is not None and not isinstance(self.spin, bool):
-            raise ConfigError(
-                f"spin must be True, False or None, got {self.spin!r}", fix="pass --spin or --no-spin"
-            )
+        for name in ("spin", "split"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ConfigError(
+                    f"{name} must be True, False or None, got {value!r}", fix=f"pass --{name} or --no-{name}"
+                )
         if self.poll_seconds is not None and self.poll_seconds <= 0:
             raise ConfigError(
                 f"poll interval must be positive, got {self.poll_seconds!r}",

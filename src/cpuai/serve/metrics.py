@@ -30,6 +30,12 @@ class ServerMetrics:
         self.batch_seconds = Histogram(
             "cpuai_batch_seconds", "Engine time per batch", ["model"], buckets=LATENCY_BUCKETS, registry=r
         )
+        self.engine_batches = Counter(
+            "cpuai_engine_batches",
+            "Batches run, by engine: all-cores (a batch alone) or per-core (batches side by side)",
+            ["model", "engine"],
+            registry=r,
+        )
         self.queue_depth = Gauge("cpuai_queue_depth", "Requests waiting for a batch", ["model"], registry=r)
         self.in_flight = Gauge("cpuai_batches_in_flight", "Batches running", ["model"], registry=r)
         self.ready = Gauge(

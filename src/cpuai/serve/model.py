@@ -36,6 +36,17 @@ log = logging.getLogger("cpuai.serve")
 #: 3-9 % rows/s on real docstring sentences, 32 or 8 requests waiting; benchmarks/serve.py mix).
 LENGTH_BUCKET = 4
 PLAIN_TASKS = ("image-classification", "text-embedding")
+#: Backends whose engines keep their own thread pools, so per-core engines can live beside an
+#: all-core one (PyTorch's thread count is per process).
+SPLIT_BACKENDS = ("onnxruntime", "openvino")
+#: After a batch on a per-core engine, keep using per-core engines this long even if the queue
+#: empties for a moment: under load, a batch on the all-core engine would stall the other cores'
+#: batches (and leave its spinning threads in their way).
+SPLIT_HOLD_S = 0.05
+#: Split only models whose batch on the all-core engine takes at least this long: below it the
+#: server's Python (HTTP, decoding, answering), not the engine, bounds throughput, and two batch
+#: threads only contend for it (the digits CNN, 0.1-1 ms a batch, lost 10-20 % req/s split).
+SPLIT_MIN_BATCH_S = 0.002
 
 
 @dataclass
@@ -82,9 +93,13 @@ class ServedModel:
         self.state = "LOADING"
         self.reason = ""
         self.engines: list[Any] = []
+        self.split_engines: list[Any] = []  # one per core, for batches while others run or wait
         self.handler: Handler | None = None
         self.task: Any = None
         self._busy: list[int] = []
+        self._split_busy: list[int] = []
+        self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
+        self._wide_batch_s = 0.0  # moving average of a batch's time on the all-core engine
         self._handler_pool: ThreadPoolExecutor | None = None
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
         self.inputs: list[TensorInfo] = [
@@ -101,7 +116,7 @@ class ServedModel:
             max_batch=cfg.max_batch,
             max_delay_s=cfg.max_delay_s,
             max_queue=cfg.max_queue,
-            slots=plan.slots,
+            slots=plan.instances * plan.streams,  # per-core engines add slots once loaded
             name=self.name,
             observe=shared.metrics.observer(self.name),
         )
@@ -114,25 +129,28 @@ class ServedModel:
             self.handler = load_handler(m.handler, self.package.path)
             self.handler.load_model(str(self.package.path))
             self._handler_pool = ThreadPoolExecutor(
-                self.plan.slots, thread_name_prefix=f"cpuai-handler-{self.name}"
+                self.queue.slots, thread_name_prefix=f"cpuai-handler-{self.name}"
             )
         else:
             from cpuai.runtime import load
 
-            for _ in range(self.plan.instances):
-                self.engines.append(
-                    load(
-                        self.package,
-                        backend=self.plan.backend,
-                        threads=self.plan.threads,
-                        streams=self.plan.streams,
-                        hint=self.plan.hint,
-                        precision=self.plan.precision,
-                        spin=self.shared.config.spin,
-                    )
+            def engine(threads: int) -> Any:
+                return load(
+                    self.package,
+                    backend=self.plan.backend,
+                    threads=threads,
+                    streams=self.plan.streams,
+                    hint=self.plan.hint,
+                    precision=self.plan.precision,
+                    spin=self.shared.config.spin,
                 )
-            self._busy = [0] * len(self.engines)
-            self.queue.use_threads(self._compute_batch, self.plan.slots)
+
+            self.engines = [engine(self.plan.threads) for _ in range(self.plan.instances)]
+            if self.plan.split_engines and self.engines[0].backend in SPLIT_BACKENDS:
+                self.split_engines = [engine(self.plan.split_threads) for _ in range(self.plan.split_engines)]
+            self._busy, self._split_busy = [0] * len(self.engines), [0] * len(self.split_engines)
+            # a batch thread per slot of the split; the slots open once splitting pays (``_done``)
+            self.queue.use_threads(self._compute_batch, max(self.plan.slots, self.queue.slots))
             self.inputs, self.outputs = list(self.engines[0].inputs), list(self.engines[0].outputs)
         if m.task in PLAIN_TASKS:
             from cpuai.tasks import for_package
@@ -149,7 +167,7 @@ class ServedModel:
         self.state = "UNLOADING"
         await self.queue.close(drain=drain)
         loop = asyncio.get_running_loop()
-        for engine in self.engines:
+        for engine in self.engines + self.split_engines:
             await loop.run_in_executor(None, engine.close)
         closer = getattr(self.handler, "close", None)
         if callable(closer):
@@ -201,6 +219,8 @@ class ServedModel:
                 "threads": self.plan.threads,
                 "streams": self.plan.streams,
                 "plan_source": self.plan.source,
+                "split_engines": len(self.split_engines),
+                "split_threads": self.plan.split_threads if self.split_engines else 0,
                 **(
                     {"spin": self.engines[0].spin}
                     if self.engines and isinstance(getattr(self.engines[0], "spin", None), bool)
@@ -256,16 +276,20 @@ class ServedModel:
         feeds = self._preprocess_one(item)
         if len(self.engines) == 0 or not self.queue.try_reserve():
             return False, feeds
-        held = self.shared.gate.try_acquire(self.plan.threads)
+        engines, busy, threads, index = self._pick()
+        held = self.shared.gate.try_acquire(threads)
         if not held:
+            self._done(busy, index, split=False, ran=False)
             self.queue.release(0, 0.0)
             return False, feeds
         start = time.perf_counter()
         try:
-            outputs = self.engines[0].infer(feeds)
+            outputs = engines[index].infer(feeds)
         finally:
             self.shared.gate.release(held)
-            self.queue.release(1, time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self._done(busy, index, split=engines is self.split_engines, seconds=took)
+            self.queue.release(1, took)
         return True, self._answers(outputs, top_k, feeds)[0]
 
     def _preprocess_one(self, item: Any) -> dict[str, np.ndarray]:
@@ -289,17 +313,54 @@ class ServedModel:
         return await self._run_handler(items)
 
     def _compute_batch(self, items: list[_Item]) -> list[Any]:
-        """In a batch thread: the least busy engine, holding its cores, answers ``items``."""
-        with self._engine_lock:
-            index = min(range(len(self.engines)), key=self._busy.__getitem__)
-            self._busy[index] += 1
-        held = self.shared.gate.acquire_blocking(self.plan.threads)
+        """In a batch thread: the least busy engine, holding its cores, answers ``items``.
+
+        With per-core engines, a batch alone (nothing else running or waiting) takes the all-core
+        engine, for its latency; otherwise it takes a free per-core engine, so under load each core
+        runs a batch of its own instead of every core sharing each small batch.
+        """
+        engines, busy, threads, index = self._pick()
+        held = self.shared.gate.acquire_blocking(threads)
+        start = time.perf_counter()
         try:  # padding, the engine, splitting and postprocessing all run in this thread
-            return self._compute(self.engines[index], items)
+            return self._compute(engines[index], items)
         finally:
             self.shared.gate.release(held)
-            with self._engine_lock:
-                self._busy[index] -= 1
+            took = time.perf_counter() - start
+            self._done(busy, index, split=engines is self.split_engines, seconds=took)
+
+    def _pick(self) -> tuple[list[Any], list[int], int, int]:
+        """Choose and mark busy an engine: (engine list, its busy counts, threads, index)."""
+        with self._engine_lock:
+            loaded = sum(self._busy) + sum(self._split_busy) + self.queue.depth
+            worth = self._wide_batch_s >= SPLIT_MIN_BATCH_S
+            if self.split_engines and worth and (loaded or time.perf_counter() < self._split_until):
+                engines, busy, threads = self.split_engines, self._split_busy, self.plan.split_threads
+            else:
+                engines, busy, threads = self.engines, self._busy, self.plan.threads
+            index = min(range(len(engines)), key=busy.__getitem__)
+            busy[index] += 1
+        return engines, busy, threads, index
+
+    def _done(
+        self, busy: list[int], index: int, *, split: bool, ran: bool = True, seconds: float = 0.0
+    ) -> None:
+        """Mark an engine from ``_pick`` free again; a batch that ran is counted by engine kind."""
+        with self._engine_lock:
+            busy[index] -= 1
+            if split and ran:
+                self._split_until = time.perf_counter() + SPLIT_HOLD_S
+                seconds *= self.plan.split_threads / self.plan.threads  # as if on every core
+            if ran:
+                self._wide_batch_s = (
+                    0.8 * self._wide_batch_s + 0.2 * seconds if self._wide_batch_s else seconds
+                )
+                if self.split_engines:  # one batch at a time unless batches may go side by side
+                    worth = self._wide_batch_s >= SPLIT_MIN_BATCH_S
+                    self.queue.slots = self.plan.slots if worth else self.plan.instances * self.plan.streams
+        if ran:
+            kind = "per-core" if split else "all-cores"
+            self.shared.metrics.engine_batches.labels(self.name, kind).inc()
 
     def _compute(self, engine: Any, items: list[_Item]) -> list[Any]:
         """In a batch thread: one engine call for ``items``, then each item's own answer."""

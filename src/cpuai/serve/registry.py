@@ -145,6 +145,7 @@ class Registry:
                 threads=cfg.threads,
                 streams=cfg.streams,
                 backend=cfg.backend,
+                split=cfg.split,
             )
             model = ServedModel(package, engine_plan, shared)
             try:
@@ -165,14 +166,20 @@ class Registry:
             old = self.models.get(name)
             self.models[name] = model
             shared.metrics.ready.labels(name, str(model.version)).set(1)
+            split = (
+                f"; under load {len(model.split_engines)} engine(s) x {engine_plan.split_threads} thread(s)"
+                if model.split_engines
+                else ""
+            )
             log.info(
-                "model %s v%d ready (%s, %d instance(s) x %d thread(s) x %d stream(s), plan from %s)",
+                "model %s v%d ready (%s, %d instance(s) x %d thread(s) x %d stream(s)%s, plan from %s)",
                 name,
                 model.version,
                 model.platform,
                 engine_plan.instances,
                 engine_plan.threads,
                 engine_plan.streams,
+                split,
                 engine_plan.source,
             )
         if old is not None:
