@@ -27,6 +27,21 @@ from cpuai.serve.errors import QueueFull
 # -- batch queue -------------------------------------------------------------------------------
 
 
+async def _queue_behind_first(
+    q: BatchQueue, first_started, release, rest: list[tuple[int, str | None]]
+) -> list:
+    """Put 0, wait until its batch holds the slot, queue ``rest`` (item, key) behind it, release
+    the first batch; every answer in put order, then the queue closed."""
+    first = asyncio.ensure_future(q.put(0))
+    await first_started()
+    waiting = [asyncio.ensure_future(q.put(i, key=key)) for i, key in rest]
+    await asyncio.sleep(0.01)
+    release.set()
+    out = [await first] + [await w for w in waiting]
+    await q.close()
+    return out
+
+
 def test_idle_queue_runs_a_request_at_once_without_waiting_for_the_delay():
     seen: list[list[int]] = []
 
@@ -61,14 +76,9 @@ def test_busy_queue_gathers_a_batch_and_splits_results_back():
             return [f"r{i}" for i in items]
 
         q = BatchQueue(run, max_batch=4, max_delay_s=0.001, slots=1)
-        first = asyncio.ensure_future(q.put(0))
-        await asyncio.sleep(0.01)
-        rest = [asyncio.ensure_future(q.put(i)) for i in range(1, 7)]
-        await asyncio.sleep(0.01)
-        release.set()
-        out = [await first] + [await r for r in rest]
-        await q.close()
-        return out
+        return await _queue_behind_first(
+            q, lambda: asyncio.sleep(0.01), release, [(i, None) for i in range(1, 7)]
+        )
 
     out = asyncio.run(go())
     assert out == [f"r{i}" for i in range(7)]
@@ -174,17 +184,14 @@ def test_batch_threads_chain_waiting_batches_without_the_event_loop():
         async def never(items):
             raise AssertionError("engine batches must not go through the async runner")
 
+        async def first_started() -> None:
+            while not started.is_set():
+                await asyncio.sleep(0.001)
+
         q = BatchQueue(never, max_batch=4, slots=1, name="m")
         q.use_threads(compute, 1)
-        first = asyncio.ensure_future(q.put(0))
-        while not started.is_set():
-            await asyncio.sleep(0.001)
-        rest = [asyncio.ensure_future(q.put(i, key="a" if i % 2 else "b")) for i in range(1, 8)]
-        await asyncio.sleep(0.01)
-        release.set()
-        out = [await first] + [await r for r in rest]
-        await q.close()
-        return out
+        rest = [(i, "a" if i % 2 else "b") for i in range(1, 8)]
+        return await _queue_behind_first(q, first_started, release, rest)
 
     out = asyncio.run(go())
     assert out == [i * 10 for i in range(8)]
@@ -245,7 +252,7 @@ def test_plan_never_oversubscribes_the_budget():
 
 def test_default_plan_splits_the_cores_under_load_and_explicit_layouts_do_not():
     p = plan(2)
-    assert (p.instances, p.threads, p.split_engines, p.split_threads, p.slots, p.cores) == (1, 2, 2, 1, 2, 2)
+    assert (p.instances, p.threads, p.split_engines, p.split_threads, p.slots, p.cores) == (1, 2, 2, 1, 1, 2)
     big = plan(32)  # at most MAX_SPLIT copies of the model: wider per-core engines instead
     assert (big.split_engines, big.split_threads) == (MAX_SPLIT, 32 // MAX_SPLIT)
     assert plan(1).split_engines == 0  # one core: nothing to split

@@ -198,42 +198,20 @@ class BatchQueue:
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         start = time.perf_counter()
-        slot_held = True
+        outcome: Sequence[Any] | BaseException
         try:
-            results = await self.run([p.item for p in batch])
-            if len(results) != len(batch):
-                raise EngineError(
-                    f"model '{self.name}' returned {len(results)} results for a batch of "
-                    f"{len(batch)} requests",
-                    fix="a handler's execute() must return one result per item",
-                )
-            # Start the next batch before answering this one: answering 32 requests keeps the
-            # event loop busy for milliseconds, and the engine would sit idle meanwhile.
-            with self._lock:
-                self._in_flight -= 1
-            slot_held = False
-            self._launch()
-        except BaseException as exc:  # fail every waiting request of this batch with the batch's exception
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            for p, result in zip(batch, results, strict=True):
-                if p.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    p.future.set_exception(result)
-                else:
-                    p.future.set_result(result)
-        finally:
-            if slot_held:
-                with self._lock:
-                    self._in_flight -= 1
-            self._wake.set()
-            if self.observe is not None:
-                self.observe(sum(p.rows for p in batch), time.perf_counter() - start)
+            outcome = await self.run([p.item for p in batch])
+        except BaseException as exc:  # settled below: fails just this batch's requests
+            outcome = exc
+        # Start the next batch before answering this one: answering 32 requests keeps the event
+        # loop busy for milliseconds, and the engine would sit idle meanwhile.
+        with self._lock:
+            self._in_flight -= 1
+        self._launch()
+        self._settle(batch, outcome, time.perf_counter() - start)
+        self._wake.set()
+        if not isinstance(outcome, Exception) and isinstance(outcome, BaseException):
+            raise outcome  # cancellation and the like go on up
 
     def _work(self, batch: list[_Pending] | None) -> None:
         """In a batch thread: run ``batch``, hand its outcome to the loop, go on while batches wait."""
@@ -257,11 +235,11 @@ class BatchQueue:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def _settle(self, batch: list[_Pending], outcome: Sequence[Any] | BaseException, seconds: float) -> None:
-        """On the loop: give each request of a thread-run batch its result (or the batch's error)."""
+        """On the loop: give each request of a batch its result (or the batch's error), checked count."""
         if not isinstance(outcome, BaseException) and len(outcome) != len(batch):
             outcome = EngineError(
                 f"model '{self.name}' returned {len(outcome)} results for a batch of {len(batch)} requests",
-                fix="the model must return one result per item",
+                fix="the model (a handler's execute()) must return one result per item",
             )
         for i, p in enumerate(batch):
             if p.future.done():

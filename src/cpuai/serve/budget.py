@@ -4,7 +4,7 @@ Precedence: command-line flag > the package's ``deploy`` section (written by ``c
 defaults (one instance, one stream, every core). The default layout also splits under load: beside
 the all-core engine it keeps one small engine per core (at most ``MAX_SPLIT`` of them), so a lone
 request runs on every core and, while batches queue, each core runs a batch of its own (on MiniLM
-at concurrency 32 that served 1.35x the requests of one 2-thread engine; docs/serving.md).
+at concurrency 32 that served 1.2-1.3x the requests of one 2-thread engine; docs/serving.md).
 ``CoreGate`` then makes models that share a server share its cores: every batch holds its
 engine's threads from one server-wide pool.
 """
@@ -49,8 +49,8 @@ class EnginePlan:
 
     @property
     def slots(self) -> int:
-        """Batches that may run at once."""
-        return max(self.instances * self.streams, self.split_engines)
+        """Batches that may run at once on the instances (per-core engines add theirs)."""
+        return self.instances * self.streams
 
 
 def plan(

@@ -18,8 +18,8 @@ class ServeConfig:
     ``deploy`` section (``cpuai tune``) or the defaults; ``cores`` None means ``core_budget()``.
     ``spin`` None keeps the engine's own rule (ONNX Runtime's threads spin-wait with one stream);
     False makes them sleep between runs, for hosts whose cores other work needs (docs/serving.md).
-    ``split`` None splits the cores into per-core engines under load in the default layout only
-    (``budget.plan``); True or False forces it on or off.
+    ``split`` None loads per-core engines for batches under load in the default layout only
+    (``budget.plan``); True adds them to any one-instance, one-stream layout; False never.
     """
 
     max_batch: int = 32

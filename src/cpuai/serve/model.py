@@ -99,7 +99,7 @@ class ServedModel:
         self._busy: list[int] = []
         self._split_busy: list[int] = []
         self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
-        self._wide_batch_s = 0.0  # moving average of a batch's time on the all-core engine
+        self._batch_s = 0.0  # moving average of a batch's time, scaled to the all-core engine
         self._handler_pool: ThreadPoolExecutor | None = None
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
         self.inputs: list[TensorInfo] = [
@@ -116,7 +116,7 @@ class ServedModel:
             max_batch=cfg.max_batch,
             max_delay_s=cfg.max_delay_s,
             max_queue=cfg.max_queue,
-            slots=plan.instances * plan.streams,  # per-core engines add slots once loaded
+            slots=plan.slots,  # per-core engines add slots once splitting pays (``_done``)
             name=self.name,
             observe=shared.metrics.observer(self.name),
         )
@@ -149,8 +149,7 @@ class ServedModel:
             if self.plan.split_engines and self.engines[0].backend in SPLIT_BACKENDS:
                 self.split_engines = [engine(self.plan.split_threads) for _ in range(self.plan.split_engines)]
             self._busy, self._split_busy = [0] * len(self.engines), [0] * len(self.split_engines)
-            # a batch thread per slot of the split; the slots open once splitting pays (``_done``)
-            self.queue.use_threads(self._compute_batch, max(self.plan.slots, self.queue.slots))
+            self.queue.use_threads(self._compute_batch, max(self.plan.slots, len(self.split_engines)))
             self.inputs, self.outputs = list(self.engines[0].inputs), list(self.engines[0].outputs)
         if m.task in PLAIN_TASKS:
             from cpuai.tasks import for_package
@@ -279,7 +278,7 @@ class ServedModel:
         engines, busy, threads, index = self._pick()
         held = self.shared.gate.try_acquire(threads)
         if not held:
-            self._done(busy, index, split=False, ran=False)
+            self._done(busy, index, None)
             self.queue.release(0, 0.0)
             return False, feeds
         start = time.perf_counter()
@@ -288,7 +287,7 @@ class ServedModel:
         finally:
             self.shared.gate.release(held)
             took = time.perf_counter() - start
-            self._done(busy, index, split=engines is self.split_engines, seconds=took)
+            self._done(busy, index, took)
             self.queue.release(1, took)
         return True, self._answers(outputs, top_k, feeds)[0]
 
@@ -326,15 +325,17 @@ class ServedModel:
             return self._compute(engines[index], items)
         finally:
             self.shared.gate.release(held)
-            took = time.perf_counter() - start
-            self._done(busy, index, split=engines is self.split_engines, seconds=took)
+            self._done(busy, index, time.perf_counter() - start)
+
+    def _split_pays(self) -> bool:
+        """Per-core engines exist and the model's batches are slow enough to gain from them."""
+        return bool(self.split_engines) and self._batch_s >= SPLIT_MIN_BATCH_S
 
     def _pick(self) -> tuple[list[Any], list[int], int, int]:
         """Choose and mark busy an engine: (engine list, its busy counts, threads, index)."""
         with self._engine_lock:
             loaded = sum(self._busy) + sum(self._split_busy) + self.queue.depth
-            worth = self._wide_batch_s >= SPLIT_MIN_BATCH_S
-            if self.split_engines and worth and (loaded or time.perf_counter() < self._split_until):
+            if self._split_pays() and (loaded or time.perf_counter() < self._split_until):
                 engines, busy, threads = self.split_engines, self._split_busy, self.plan.split_threads
             else:
                 engines, busy, threads = self.engines, self._busy, self.plan.threads
@@ -342,25 +343,21 @@ class ServedModel:
             busy[index] += 1
         return engines, busy, threads, index
 
-    def _done(
-        self, busy: list[int], index: int, *, split: bool, ran: bool = True, seconds: float = 0.0
-    ) -> None:
-        """Mark an engine from ``_pick`` free again; a batch that ran is counted by engine kind."""
+    def _done(self, busy: list[int], index: int, seconds: float | None) -> None:
+        """Free an engine from ``_pick``; a batch that ran (``seconds``, None if it did not) is
+        counted by engine kind and updates the batch time that decides whether splitting pays."""
+        split = busy is self._split_busy
         with self._engine_lock:
             busy[index] -= 1
-            if split and ran:
+            if seconds is None:
+                return
+            if split:
                 self._split_until = time.perf_counter() + SPLIT_HOLD_S
                 seconds *= self.plan.split_threads / self.plan.threads  # as if on every core
-            if ran:
-                self._wide_batch_s = (
-                    0.8 * self._wide_batch_s + 0.2 * seconds if self._wide_batch_s else seconds
-                )
-                if self.split_engines:  # one batch at a time unless batches may go side by side
-                    worth = self._wide_batch_s >= SPLIT_MIN_BATCH_S
-                    self.queue.slots = self.plan.slots if worth else self.plan.instances * self.plan.streams
-        if ran:
-            kind = "per-core" if split else "all-cores"
-            self.shared.metrics.engine_batches.labels(self.name, kind).inc()
+            self._batch_s = 0.8 * self._batch_s + 0.2 * seconds if self._batch_s else seconds
+            if self.split_engines:  # side-by-side batches only while splitting pays
+                self.queue.slots = len(self.split_engines) if self._split_pays() else self.plan.slots
+        self.shared.metrics.engine_batches.labels(self.name, "per-core" if split else "all-cores").inc()
 
     def _compute(self, engine: Any, items: list[_Item]) -> list[Any]:
         """In a batch thread: one engine call for ``items``, then each item's own answer."""
