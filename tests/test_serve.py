@@ -9,8 +9,10 @@ import asyncio
 import io
 import json
 import logging
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -321,6 +323,14 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
 
     # the digits CNN's batches take well under SPLIT_MIN_BATCH_S, so it splits only when told to
     monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 0.0)
+    placed: list[list[int] | None] = []  # where each engine call was pinned (None: not pinned)
+    real_pinned = served.pinned
+
+    def recording(cpus: list[int] | None) -> Any:
+        placed.append(cpus)
+        return real_pinned(cpus)
+
+    monkeypatch.setattr(served, "pinned", recording)
     x, _, logits = expected
     want = logits.argmax(1)
     app = create_app(digits_onnx_package, ServeConfig(cores=2, access_log=False))
@@ -331,6 +341,7 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
             r = client.post("/v2/models/digits/infer", json=v2_body(x[i : i + 1]))
             assert int(np.argmax(r.json()["outputs"][0]["data"])) == want[i]
         assert _engine_batches(client, "digits") == {"all-cores": 3.0, "per-core": 0.0}
+        assert placed == [None, None, None]  # the all-core engine floats over every core
 
         async def burst() -> list[tuple[int, int]]:
             async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
@@ -348,6 +359,10 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
                 break
         split = _engine_batches(client, "digits")["per-core"]
         assert split > 0, "no per-core batch under 64 requests"
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        pins = [p for p in placed if p is not None]
+        if len(cpus) >= 2:  # each per-core engine's batches ran on its own core
+            assert pins and {tuple(p) for p in pins} <= {(cpus[0],), (cpus[1],)}
         # a model whose all-core batches are quicker than the threshold stays on the all-core engine
         monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 1e9)
         for i, label in asyncio.run(burst()):

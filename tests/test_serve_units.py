@@ -20,7 +20,7 @@ from cpuai.errors import ConfigError, EngineError, InvalidInput, ResourceError
 from cpuai.package import Deploy
 from cpuai.serve import ServeConfig, ServerThread, create_app, free_port
 from cpuai.serve.batching import BatchQueue
-from cpuai.serve.budget import MAX_SPLIT, plan
+from cpuai.serve.budget import MAX_SPLIT, pinned, plan
 from cpuai.serve.codec import decode_v2_inputs, encode_v2_outputs
 from cpuai.serve.errors import QueueFull
 
@@ -262,6 +262,22 @@ def test_default_plan_splits_the_cores_under_load_and_explicit_layouts_do_not():
     assert plan(4, instances=2, split=True).split_engines == 0  # only a single all-core engine splits
     deploy = Deploy(backend="onnxruntime", threads=4, streams=1, instances=1, hint="latency")
     assert plan(4, deploy).split_engines == 0  # cpuai tune's choice stands
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux affinity API")
+def test_pinned_runs_the_calling_thread_on_its_cpus_and_then_where_it_ran():
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    with pinned([cpu]):
+        assert os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+    with pinned(None):  # the all-core engine: no change
+        assert os.sched_getaffinity(0) == before
+    with pinned([max(before) + 4096]):  # outside the cpuset: runs unpinned rather than failing
+        assert os.sched_getaffinity(0) == before
+    with pytest.raises(RuntimeError), pinned([cpu]):  # restored even when the batch raises
+        raise RuntimeError("engine failed")
+    assert os.sched_getaffinity(0) == before
 
 
 def test_plan_uses_the_deploy_section_and_scales_it_to_the_budget():

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from cpuai.errors import CpuaiError, EngineError, InvalidInput
+from cpuai.hardware.limits import usable_cpus
 from cpuai.package import ModelPackage
 from cpuai.runtime.engine import TensorInfo
 from cpuai.serve.batching import BatchQueue
-from cpuai.serve.budget import CoreGate, EnginePlan
+from cpuai.serve.budget import CoreGate, EnginePlan, pinned
 from cpuai.serve.codec import v2_datatype
 from cpuai.serve.config import ServeConfig
 from cpuai.serve.errors import HandlerFailed, NotReady
@@ -101,6 +102,7 @@ class ServedModel:
         self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
         self._batch_s = 0.0  # moving average of a batch's time, scaled to the all-core engine
         self._handler_pool: ThreadPoolExecutor | None = None
+        self._cpus = usable_cpus()  # per-core engine i runs its batches on its own core(s) of these
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
         self.inputs: list[TensorInfo] = [
             TensorInfo(t.name, t.dtype, tuple(t.shape)) for t in package.manifest.inputs
@@ -283,7 +285,8 @@ class ServedModel:
             return False, feeds
         start = time.perf_counter()
         try:
-            outputs = engines[index].infer(feeds)
+            with pinned(self._cores_of(engines, index)):
+                outputs = engines[index].infer(feeds)
         finally:
             self.shared.gate.release(held)
             took = time.perf_counter() - start
@@ -322,10 +325,19 @@ class ServedModel:
         held = self.shared.gate.acquire_blocking(threads)
         start = time.perf_counter()
         try:  # padding, the engine, splitting and postprocessing all run in this thread
-            return self._compute(engines[index], items)
+            with pinned(self._cores_of(engines, index)):
+                return self._compute(engines[index], items)
         finally:
             self.shared.gate.release(held)
             self._done(busy, index, time.perf_counter() - start)
+
+    def _cores_of(self, engines: list[Any], index: int) -> list[int] | None:
+        """The CPUs of per-core engine ``index`` (None for the all-core engine: it floats)."""
+        if engines is not self.split_engines:
+            return None
+        n = self.plan.split_threads
+        group = self._cpus[index * n : (index + 1) * n]
+        return group if len(group) == n else None
 
     def _split_pays(self) -> bool:
         """Per-core engines exist and the model's batches are slow enough to gain from them."""
