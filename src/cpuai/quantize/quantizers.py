@@ -195,6 +195,7 @@ class OnnxRuntimeQuantizer(Quantizer):
                     weight_type=qtype[cfg.weight],
                     nodes_to_exclude=list(cfg.exclude),
                     extra_options={"MatMulConstBOnly": True},
+                    reduce_range=_reduce_range(),
                 )
             else:
                 method = {
@@ -214,6 +215,7 @@ class OnnxRuntimeQuantizer(Quantizer):
                         nodes_to_exclude=list(cfg.exclude),
                         calibrate_method=method,
                         calibration_providers=["CPUExecutionProvider"],
+                        reduce_range=_reduce_range(),
                         extra_options={
                             "ActivationSymmetric": cfg.activation == "s8",
                             "CalibMovingAverage": False,
@@ -229,6 +231,18 @@ class OnnxRuntimeQuantizer(Quantizer):
         self._model_path = out
         self.source_model_ = src
         return self
+
+
+def _reduce_range() -> bool:
+    """7-bit weights on CPUs without INT8 dot-product instructions (AVX2, AVX-512 without VNNI).
+
+    There the u8 x s8 multiply-add (``vpmaddubsw``) saturates its 16-bit sums, and full-range INT8
+    weights lose accuracy (the digits CNN fell from 0.92 to 0.84 top-1 on an AVX2 EPYC); ONNX
+    Runtime's ``reduce_range`` and NNCF's overflow fix keep weights to 7 bits so the sums fit.
+    """
+    from cpuai.hardware import current
+
+    return not current().has_int8_dot
 
 
 class OpenVinoQuantizer(Quantizer):
@@ -285,10 +299,15 @@ class OpenVinoQuantizer(Quantizer):
         }
         if transformer:
             kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+        advanced: dict[str, Any] = {}
         if cfg.smooth_quant is not None:
-            kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
-                smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=cfg.smooth_quant)
-            )
+            advanced["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(matmul=cfg.smooth_quant)
+        if _reduce_range():  # NNCF's answer to the same saturation: 7-bit weights in every layer
+            from nncf.quantization.advanced_parameters import OverflowFix
+
+            advanced["overflow_fix"] = OverflowFix.ENABLE
+        if advanced:
+            kwargs["advanced_parameters"] = AdvancedQuantizationParameters(**advanced)
         if cfg.exclude:
             kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(cfg.exclude), validate=False)
         try:
