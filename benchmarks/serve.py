@@ -19,11 +19,13 @@ benchmarks/results/serve.json and prints a table (req/s, p50, p99, ratio to the 
 """
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,66 @@ def _pad_concat(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return out
 
 
+def engine_cpu() -> int:
+    """The CPU that cpuai-1core gives its engine (the last one this process may use)."""
+    return max(os.sched_getaffinity(0))
+
+
+def _place_threads(cpu: int) -> None:
+    """In a cpuai-1core server: batch threads (the engine) on ``cpu``, every other thread off it.
+
+    Batch threads start with the first batch, so the placement is refreshed every half second.
+    """
+    others = os.sched_getaffinity(0) - {cpu}
+    while True:
+        batch = {t.native_id for t in threading.enumerate() if t.name.startswith("cpuai-batch")}
+        for tid in map(int, os.listdir("/proc/self/task")):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, {cpu} if tid in batch else others)
+        time.sleep(0.5)
+
+
+def separate_cores(model_dir: Path, payload: Any, n: int, rounds: int) -> dict[str, Any]:
+    """cpuai serve with one core for its engine and the rest for its Python and the load generator.
+
+    On a machine this small the load generator and the server's Python otherwise run on the
+    engine's cores; here the engine runs alone on one CPU, as it would on a machine with cores to
+    spare, and is compared with the same 1-thread engine's ceiling on that CPU.
+    """
+    from cpuai.serve.loadtest import run
+
+    cpu = engine_cpu()
+    ceil = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--ceiling-on", str(cpu), "--model", str(model_dir), "--rounds", "40"],
+            env=dict(os.environ, CPUAI_CORES="1"),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+    )
+    proc, url = start_server("cpuai-1core", model_dir)
+    client_before = os.sched_getaffinity(0)
+    try:
+        run(url, payload, concurrency=32, requests=400, duration=60, warmup=20)  # batch threads start
+        os.sched_setaffinity(0, client_before - {cpu})
+        passes = [
+            run(url, payload, concurrency=32, requests=n, duration=120, warmup=32) for _ in range(rounds)
+        ]
+    finally:
+        os.sched_setaffinity(0, client_before)
+        stop_server(proc)
+    best = max(passes, key=lambda r: r.rps)
+    return {
+        "engine_cpu": cpu,
+        "ceiling": ceil,
+        "rps_per_pass": [r.rps for r in passes],
+        "best": best.as_dict(),
+        "vs_ceiling": best.rps / ceil["rows_per_s"],
+        "vs_live_mix": best.rps / ceil["live_mix_rows_per_s"] if "live_mix_rows_per_s" in ceil else None,
+    }
+
+
 def worker(kind: str, model_dir: Path, port: int) -> None:
     from cpuai import package as pkgmod
 
@@ -140,7 +202,10 @@ def worker(kind: str, model_dir: Path, port: int) -> None:
         from cpuai.hardware import core_budget
         from cpuai.serve import ServeConfig, create_app, run
 
+        if kind == "cpuai-1core":  # the engine alone on the last CPU, Python and client on the others
+            threading.Thread(target=_place_threads, args=(engine_cpu(),), daemon=True).start()
         cfg = ServeConfig(
+            cores=1 if kind == "cpuai-1core" else None,
             max_batch=1 if kind == "cpuai-nobatch" else 32,
             max_delay_ms=5,
             access_log=False,
@@ -600,10 +665,25 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--separate",
+        default="minilm",
+        help="models also measured with the engine alone on one CPU (cpuai-1core; '' for none)",
+    )
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-on", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=40, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, Path(args.model), args.port)
+        return
+    if args.ceiling_on is not None:  # the 1-thread engine's ceiling, pinned to that CPU
+        os.sched_setaffinity(0, {args.ceiling_on})
+        from cpuai import package as pkgmod
+
+        text = pkgmod.read(args.model).manifest.task == "text-embedding"
+        work = sentences() if text else [digit_png()] * 128
+        print(json.dumps(ceiling(Path(args.model), work, rounds=args.rounds)))
         return
 
     from cpuai.hardware import core_budget
@@ -680,6 +760,16 @@ def main() -> None:
                     )
                 )
         entry["passes"] = passes
+        if model in args.separate.split(",") and len(os.sched_getaffinity(0)) >= 2:
+            sep = separate_cores(paths[model], payload, n * 2, 2 if args.quick else 3)
+            entry["separate_cores"] = sep
+            print(
+                f"  cpuai-1core (engine alone on CPU {sep['engine_cpu']}, Python and client on the others): "
+                f"{sep['best']['rps']:.1f} req/s = {sep['vs_ceiling']:.2f}x its 1-thread ceiling "
+                f"{sep['ceiling']['rows_per_s']:.0f} rows/s"
+                + (f", {sep['vs_live_mix']:.2f}x its live mix" if sep["vs_live_mix"] else ""),
+                flush=True,
+            )
         results["models"][model] = entry
     print()
     head = ["model", "server", "conc", "req/s", "p50 ms", "p99 ms", "x ceiling", "errors"]

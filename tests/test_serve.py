@@ -306,6 +306,39 @@ def test_batching_under_concurrency_keeps_every_answer_its_own(server, client, e
     assert total - before_total < 5 * len(x)  # fewer batches than requests
 
 
+def test_uploads_batch_with_one_preprocessing_thread(digits_onnx_package, expected):
+    """A 1-core server (one preprocessing thread) still batches raw uploads: the pool thread runs
+    an idle model's engine call itself only when no other request waits for it (before, it ran
+    every upload batch-1 itself while the rest queued behind it)."""
+    x, _, logits = expected
+    want = logits.argmax(1)
+    pngs = [png_bytes(x[i, 0]) for i in range(len(x))]
+    app = create_app(digits_onnx_package, ServeConfig(cores=1, preprocess_workers=1, access_log=False))
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+
+        async def burst() -> list[tuple[int, str]]:
+            async with httpx.AsyncClient(
+                base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)
+            ) as ac:
+
+                async def one(i: int) -> tuple[int, str]:
+                    r = await ac.post("/v1/models/digits/predict", content=pngs[i])
+                    return i, r.json()["predictions"][0]["label"]
+
+                return await asyncio.gather(*(one(i) for i in range(len(x))))
+
+        seen = 0.0
+        for _attempt in range(5):  # bounded: stop once a burst ran mostly in batches
+            for i, label in asyncio.run(burst()):
+                assert label == str(want[i]), f"upload {i} got another request's answer"
+            ones, total = _batch_histogram(client, "digits")
+            batches, seen = total - seen, total
+            if total > ones and batches < 0.8 * len(x):
+                break
+        # fewer engine calls than uploads (it was one call per upload, all batch 1)
+        assert total > ones and batches < 0.8 * len(x), f"{batches:.0f} engine calls for {len(x)} uploads"
+
+
 def _engine_batches(client: httpx.Client, model: str) -> dict[str, float]:
     """Batches run per engine kind (all-cores, per-core) from /metrics."""
     out = {"all-cores": 0.0, "per-core": 0.0}

@@ -71,6 +71,11 @@ class Shared:
     budget: int
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def pool_backlog(self) -> int:
+        """Tasks waiting for a preprocessing thread (the executor's queue; 0 if it has none)."""
+        work = getattr(self.pool, "_work_queue", None)
+        return work.qsize() if work is not None else 0
+
 
 def _feeds_rows(feeds: dict[str, np.ndarray]) -> int:
     rows = {a.shape[0] for a in feeds.values()}
@@ -273,9 +278,14 @@ class ServedModel:
         return await self.queue.put(_Item(feeds, 1, length, top_k), rows=1, key=key)
 
     def _preprocess_or_run(self, item: Any, top_k: int) -> tuple[bool, Any]:
-        """In a pool thread: preprocess; if the model is idle, also run and answer here (one hop less)."""
+        """In a pool thread: preprocess; if the model is idle, also run and answer here (one hop less).
+
+        Not while other requests wait for a pool thread: an engine call here would hold up their
+        decoding, and with one pool thread (a 1-core budget) no request would ever reach the batch
+        queue, so nothing would batch.
+        """
         feeds = self._preprocess_one(item)
-        if len(self.engines) == 0 or not self.queue.try_reserve():
+        if len(self.engines) == 0 or self.shared.pool_backlog() or not self.queue.try_reserve():
             return False, feeds
         engines, busy, threads, index = self._pick()
         held = self.shared.gate.try_acquire(threads)
