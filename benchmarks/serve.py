@@ -171,7 +171,11 @@ def separate_cores(model_dir: Path, payload: Any, n: int, rounds: int) -> dict[s
             check=True,
         ).stdout.splitlines()[-1]
     )
-    proc, url = start_server("cpuai-1core", model_dir)
+    os.environ["CPUAI_CORES"] = "1"  # the whole server process sees one core (thread pools too)
+    try:
+        proc, url = start_server("cpuai-1core", model_dir)
+    finally:
+        del os.environ["CPUAI_CORES"]
     client_before = os.sched_getaffinity(0)
     try:
         run(url, payload, concurrency=32, requests=400, duration=60, warmup=20)  # batch threads start
@@ -205,7 +209,6 @@ def worker(kind: str, model_dir: Path, port: int) -> None:
         if kind == "cpuai-1core":  # the engine alone on the last CPU, Python and client on the others
             threading.Thread(target=_place_threads, args=(engine_cpu(),), daemon=True).start()
         cfg = ServeConfig(
-            cores=1 if kind == "cpuai-1core" else None,
             max_batch=1 if kind == "cpuai-nobatch" else 32,
             max_delay_ms=5,
             access_log=False,
@@ -662,7 +665,7 @@ def main() -> None:
     )
     ap.add_argument("--models", default="minilm,digits")
     ap.add_argument("--servers", default=",".join(SERVERS))
-    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--concurrency", default="1,8,32,128")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument(
