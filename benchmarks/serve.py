@@ -6,10 +6,12 @@ weights are untrained, which does not change its speed). Every server runs in it
 the same cpuai engine (ONNX Runtime, all cores), does the same work (decode, preprocess, infer,
 postprocess) and is driven by the same closed-loop client (cpuai.serve.loadtest: keep-alive
 connections, pre-encoded requests, httptools parsing, ~0.1-0.3 ms of CPU per request) at concurrency
-1, 8 and 32. Every server is measured twice, all of them forward and then in reverse order, each
+1, 8, 32 and 128. Every server is measured twice, all of them forward and then in reverse order, each
 time in a fresh process, and the better req/s of the two is kept per point (with its latencies).
 The ceiling is the raw engine's batch-32 throughput on preprocessed inputs, with all cores on
-one engine and with one 1-thread engine per core (what cpuai-percore serves).
+one engine and with one 1-thread engine per core (what cpuai-percore serves). cpuai-1core (MiniLM,
+``--separate``) gives the engine one CPU to itself, the server's Python and the client the others,
+and compares it with the same 1-thread engine's ceiling on that CPU.
 
     .venv/bin/python benchmarks/serve.py --quick     # ~100 requests per point
     .venv/bin/python benchmarks/serve.py             # 1000 requests per point
@@ -162,20 +164,17 @@ def separate_cores(model_dir: Path, payload: Any, n: int, rounds: int) -> dict[s
     from cpuai.serve.loadtest import run
 
     cpu = engine_cpu()
+    one_core = dict(os.environ, CPUAI_CORES="1")  # the ceiling's engine and the server see one core
     ceil = json.loads(
         subprocess.run(
             [sys.executable, __file__, "--ceiling-on", str(cpu), "--model", str(model_dir), "--rounds", "40"],
-            env=dict(os.environ, CPUAI_CORES="1"),
+            env=one_core,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.splitlines()[-1]
     )
-    os.environ["CPUAI_CORES"] = "1"  # the whole server process sees one core (thread pools too)
-    try:
-        proc, url = start_server("cpuai-1core", model_dir)
-    finally:
-        del os.environ["CPUAI_CORES"]
+    proc, url = start_server("cpuai-1core", model_dir, one_core)
     client_before = os.sched_getaffinity(0)
     try:
         run(url, payload, concurrency=32, requests=400, duration=60, warmup=20)  # batch threads start
@@ -490,7 +489,9 @@ def grouping_rows_per_s(engine: Any, task: Any, items: list[str], rounds: int) -
     return out
 
 
-def start_server(kind: str, model_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(
+    kind: str, model_dir: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     import httpx
 
     from cpuai.serve import free_port
@@ -501,6 +502,7 @@ def start_server(kind: str, model_dir: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
         start_new_session=True,  # its own process group, so LitServe's worker processes stop with it
     )
     health = "/health" if kind in ("fastapi", "litserve") else "/v2/health/ready"
