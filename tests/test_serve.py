@@ -354,8 +354,9 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
 ):
     from cpuai.serve import model as served
 
-    # the digits CNN's batches take well under SPLIT_MIN_BATCH_S, so it splits only when told to
-    monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 0.0)
+    # the digits CNN's rows take well under SPLIT_MIN_ROW_S, so it splits only when told to
+    default_min_row_s = served.SPLIT_MIN_ROW_S
+    monkeypatch.setattr(served, "SPLIT_MIN_ROW_S", 0.0)
     placed: list[list[int] | None] = []  # where each engine call was pinned (None: not pinned)
     real_pinned = served.pinned
 
@@ -396,8 +397,9 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
         pins = [p for p in placed if p is not None]
         if len(cpus) >= 2:  # each per-core engine's batches ran on its own core
             assert pins and {tuple(p) for p in pins} <= {(cpus[0],), (cpus[1],)}
-        # a model whose all-core batches are quicker than the threshold stays on the all-core engine
-        monkeypatch.setattr(served, "SPLIT_MIN_BATCH_S", 1e9)
+        # with the real threshold the digits CNN, whose rows cost the engine far less CPU than the
+        # server's Python costs a request, stays on the all-core engine however loaded
+        monkeypatch.setattr(served, "SPLIT_MIN_ROW_S", default_min_row_s)
         for i, label in asyncio.run(burst()):
             assert label == want[i]
         assert _engine_batches(client, "digits")["per-core"] == split

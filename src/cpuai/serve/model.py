@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,10 +46,14 @@ SPLIT_BACKENDS = ("onnxruntime", "openvino")
 #: empties for a moment: under load, a batch on the all-core engine would stall the other cores'
 #: batches (and leave its spinning threads in their way).
 SPLIT_HOLD_S = 0.05
-#: Split only models whose batch on the all-core engine takes at least this long: below it the
-#: server's Python (HTTP, decoding, answering), not the engine, bounds throughput, and two batch
-#: threads only contend for it (the digits CNN, 0.1-1 ms a batch, lost 10-20 % req/s split).
-SPLIT_MIN_BATCH_S = 0.002
+#: Split only models whose rows take the engine call at least this long each (the calling
+#: thread's CPU time, scaled to the all-core engine), about what the server's own Python costs a
+#: request (HTTP, decoding, answering: 0.3-0.6 ms on a 2-vCPU VM). Below it that Python, not the
+#: engine, bounds throughput, and two batch threads only contend for it: the digits CNN (0.03-0.1
+#: ms a row) lost 10-20 % req/s split. The engine call's CPU time, per row: on contended cores a
+#: digits batch took 2.5-3 ms end to end, and even its 0.1 ms engine call's wall time includes
+#: waiting to take the interpreter back; the earlier rule (2 ms a batch, end to end) split it.
+SPLIT_MIN_ROW_S = 0.0005
 
 
 @dataclass
@@ -105,7 +111,10 @@ class ServedModel:
         self._busy: list[int] = []
         self._split_busy: list[int] = []
         self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
-        self._batch_s = 0.0  # moving average of a batch's time, scaled to the all-core engine
+        # median of the last batches' engine time per row, scaled to the all-core engine: a median,
+        # since an engine's first call costs several times its usual (a digits row 0.7 against 0.09 ms)
+        self._row_times: deque[float] = deque(maxlen=16)
+        self._row_s = 0.0
         self._handler_pool: ThreadPoolExecutor | None = None
         self._cpus = usable_cpus()  # per-core engine i runs its batches on its own core(s) of these
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
@@ -293,14 +302,14 @@ class ServedModel:
             self._done(busy, index, None)
             self.queue.release(0, 0.0)
             return False, feeds
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             with pinned(self._cores_of(engines, index)):
                 outputs = engines[index].infer(feeds)
         finally:
             self.shared.gate.release(held)
             took = time.perf_counter() - start
-            self._done(busy, index, took)
+            self._done(busy, index, time.thread_time() - cpu)
             self.queue.release(1, took)
         return True, self._answers(outputs, top_k, feeds)[0]
 
@@ -333,13 +342,13 @@ class ServedModel:
         """
         engines, busy, threads, index = self._pick()
         held = self.shared.gate.acquire_blocking(threads)
-        start = time.perf_counter()
+        took: list[float] = []  # the engine call's own time (a batch that failed adds none)
         try:  # padding, the engine, splitting and postprocessing all run in this thread
             with pinned(self._cores_of(engines, index)):
-                return self._compute(engines[index], items)
+                return self._compute(engines[index], items, took)
         finally:
             self.shared.gate.release(held)
-            self._done(busy, index, time.perf_counter() - start)
+            self._done(busy, index, took[0] if took else None, sum(i.rows for i in items))
 
     def _cores_of(self, engines: list[Any], index: int) -> list[int] | None:
         """The CPUs of per-core engine ``index`` (None for the all-core engine: it floats)."""
@@ -350,8 +359,8 @@ class ServedModel:
         return group if len(group) == n else None
 
     def _split_pays(self) -> bool:
-        """Per-core engines exist and the model's batches are slow enough to gain from them."""
-        return bool(self.split_engines) and self._batch_s >= SPLIT_MIN_BATCH_S
+        """Per-core engines exist and the model's rows are slow enough to gain from them."""
+        return bool(self.split_engines) and self._row_s >= SPLIT_MIN_ROW_S
 
     def _pick(self) -> tuple[list[Any], list[int], int, int]:
         """Choose and mark busy an engine: (engine list, its busy counts, threads, index)."""
@@ -365,9 +374,10 @@ class ServedModel:
             busy[index] += 1
         return engines, busy, threads, index
 
-    def _done(self, busy: list[int], index: int, seconds: float | None) -> None:
-        """Free an engine from ``_pick``; a batch that ran (``seconds``, None if it did not) is
-        counted by engine kind and updates the batch time that decides whether splitting pays."""
+    def _done(self, busy: list[int], index: int, seconds: float | None, rows: int = 1) -> None:
+        """Free an engine from ``_pick``; a batch of ``rows`` that ran (``seconds``, None if it did
+        not) is counted by engine kind and updates the time per row that decides whether splitting
+        pays."""
         split = busy is self._split_busy
         with self._engine_lock:
             busy[index] -= 1
@@ -376,15 +386,19 @@ class ServedModel:
             if split:
                 self._split_until = time.perf_counter() + SPLIT_HOLD_S
                 seconds *= self.plan.split_threads / self.plan.threads  # as if on every core
-            self._batch_s = 0.8 * self._batch_s + 0.2 * seconds if self._batch_s else seconds
+            self._row_times.append(seconds / max(1, rows))
+            self._row_s = statistics.median(self._row_times)
             if self.split_engines:  # side-by-side batches only while splitting pays
                 self.queue.slots = len(self.split_engines) if self._split_pays() else self.plan.slots
         self.shared.metrics.engine_batches.labels(self.name, "per-core" if split else "all-cores").inc()
 
-    def _compute(self, engine: Any, items: list[_Item]) -> list[Any]:
-        """In a batch thread: one engine call for ``items``, then each item's own answer."""
+    def _compute(self, engine: Any, items: list[_Item], took: list[float]) -> list[Any]:
+        """In a batch thread: one engine call for ``items`` (its seconds appended to ``took``), then
+        each item's own answer."""
         feeds, padded = self._concat(items)
+        start = time.thread_time()  # CPU: waiting to take the interpreter back is not the engine's time
         outputs = engine.infer(feeds)
+        took.append(time.thread_time() - start)
         total = sum(i.rows for i in items)
         for name, value in outputs.items():
             if len(value) != total:
