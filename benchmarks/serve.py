@@ -9,9 +9,11 @@ connections, pre-encoded requests, httptools parsing, ~0.1-0.3 ms of CPU per req
 1, 8, 32 and 128. Every server is measured twice, all of them forward and then in reverse order, each
 time in a fresh process, and the better req/s of the two is kept per point (with its latencies).
 The ceiling is the raw engine's batch-32 throughput on preprocessed inputs, with all cores on
-one engine and with one 1-thread engine per core (what cpuai-percore serves). cpuai-1core (MiniLM,
+one engine and with one 1-thread engine per core (what cpuai-percore serves); the sorted one is
+measured again after the servers and the higher reading counts. cpuai-1core (MiniLM,
 ``--separate``) gives the engine one CPU to itself, the server's Python and the client the others,
-and compares it with the same 1-thread engine's ceiling on that CPU.
+at concurrency 32 and 128, and compares it with the same 1-thread engine's ceiling on that CPU
+(measured before and after, the higher counting).
 
     .venv/bin/python benchmarks/serve.py --quick     # ~100 requests per point
     .venv/bin/python benchmarks/serve.py             # 1000 requests per point

@@ -111,10 +111,9 @@ class ServedModel:
         self._busy: list[int] = []
         self._split_busy: list[int] = []
         self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
-        # median of the last batches' engine time per row, scaled to the all-core engine: a median,
-        # since an engine's first call costs several times its usual (a digits row 0.7 against 0.09 ms)
+        # the last batches' engine time per row, scaled to the all-core engine; _split_pays takes their
+        # median, since an engine's first call costs several times its usual (0.7 vs 0.09 ms a digits row)
         self._row_times: deque[float] = deque(maxlen=16)
-        self._row_s = 0.0
         self._handler_pool: ThreadPoolExecutor | None = None
         self._cpus = usable_cpus()  # per-core engine i runs its batches on its own core(s) of these
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
@@ -342,13 +341,14 @@ class ServedModel:
         """
         engines, busy, threads, index = self._pick()
         held = self.shared.gate.acquire_blocking(threads)
-        took: list[float] = []  # the engine call's own time (a batch that failed adds none)
+        engine_s: float | None = None  # the engine call's CPU time (None: the batch failed)
         try:  # padding, the engine, splitting and postprocessing all run in this thread
             with pinned(self._cores_of(engines, index)):
-                return self._compute(engines[index], items, took)
+                results, engine_s = self._compute(engines[index], items)
+            return results
         finally:
             self.shared.gate.release(held)
-            self._done(busy, index, took[0] if took else None, sum(i.rows for i in items))
+            self._done(busy, index, engine_s, sum(i.rows for i in items))
 
     def _cores_of(self, engines: list[Any], index: int) -> list[int] | None:
         """The CPUs of per-core engine ``index`` (None for the all-core engine: it floats)."""
@@ -360,7 +360,8 @@ class ServedModel:
 
     def _split_pays(self) -> bool:
         """Per-core engines exist and the model's rows are slow enough to gain from them."""
-        return bool(self.split_engines) and self._row_s >= SPLIT_MIN_ROW_S
+        times = self._row_times
+        return bool(self.split_engines and times) and statistics.median(times) >= SPLIT_MIN_ROW_S
 
     def _pick(self) -> tuple[list[Any], list[int], int, int]:
         """Choose and mark busy an engine: (engine list, its busy counts, threads, index)."""
@@ -387,18 +388,17 @@ class ServedModel:
                 self._split_until = time.perf_counter() + SPLIT_HOLD_S
                 seconds *= self.plan.split_threads / self.plan.threads  # as if on every core
             self._row_times.append(seconds / max(1, rows))
-            self._row_s = statistics.median(self._row_times)
             if self.split_engines:  # side-by-side batches only while splitting pays
                 self.queue.slots = len(self.split_engines) if self._split_pays() else self.plan.slots
         self.shared.metrics.engine_batches.labels(self.name, "per-core" if split else "all-cores").inc()
 
-    def _compute(self, engine: Any, items: list[_Item], took: list[float]) -> list[Any]:
-        """In a batch thread: one engine call for ``items`` (its seconds appended to ``took``), then
-        each item's own answer."""
+    def _compute(self, engine: Any, items: list[_Item]) -> tuple[list[Any], float]:
+        """In a batch thread: one engine call for ``items``, then each item's own answer; also the
+        engine call's CPU seconds in this thread."""
         feeds, padded = self._concat(items)
         start = time.thread_time()  # CPU: waiting to take the interpreter back is not the engine's time
         outputs = engine.infer(feeds)
-        took.append(time.thread_time() - start)
+        engine_s = time.thread_time() - start
         total = sum(i.rows for i in items)
         for name, value in outputs.items():
             if len(value) != total:
@@ -410,7 +410,7 @@ class ServedModel:
         if top_k is not None and all(i.top_k == top_k and i.rows == 1 for i in items):
             # plain requests: the task answers the whole batch in one vectorised call (mean pooling
             # uses the batch's padded attention mask, so each row pools over its own tokens only)
-            return self._answers(outputs, top_k, feeds)
+            return self._answers(outputs, top_k, feeds), engine_s
         results: list[Any] = []
         start = 0
         for item in items:
@@ -424,7 +424,7 @@ class ServedModel:
             if item.top_k is not None:  # a plain request batched with tensor requests of its shape
                 own = self._answers(own, item.top_k, item.payload)[0]
             results.append(own)
-        return results
+        return results, engine_s
 
     def _answers(self, outputs: dict[str, np.ndarray], top_k: int, feeds: dict[str, np.ndarray]) -> list[Any]:
         """The task's answers, one per row; text pooling needs the rows' attention mask from ``feeds``."""
