@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 
 import httpx
 import numpy as np
@@ -146,6 +147,47 @@ def test_plain_text_endpoint_batches_by_length_and_answers_each_its_own(server, 
     text = httpx.get(f"{server}/metrics").text
     count = next(float(x.split()[-1]) for x in text.splitlines() if x.startswith("cpuai_batch_size_count"))
     assert count < 48 + 1 + len(TEXTS)  # some requests shared a batch
+
+
+def test_plain_embeddings_are_written_as_float32_in_their_shortest_form(server, reference):
+    """float32 values as float32 (at most 9 significant digits), not as the longer float64 of each."""
+    _, vectors = reference
+    r = httpx.post(f"{server}/service", json={"text": TEXTS[3]}, timeout=60)
+    assert r.status_code == 200, r.text
+    written = r.content.split(b'"embedding":[')[1].split(b"]")[0]
+    numbers = re.findall(rb"-?[0-9][0-9.]*(?:e-?[0-9]+)?", written)
+    assert len(numbers) == 384
+    assert max(len(n.lstrip(b"-").split(b"e")[0].replace(b".", b"").lstrip(b"0")) for n in numbers) <= 9
+    got = np.asarray(r.json()["embedding"], dtype=np.float32)
+    np.testing.assert_allclose(got, vectors[3], atol=1e-4)
+    assert r.json()["dim"] == 384 and len(r.content) < 384 * 14  # 8 kB when written as float64
+
+
+def test_minilm_rows_are_slow_enough_to_split_under_the_real_threshold(minilm, reference):
+    """MiniLM rows cost the engine more CPU than ``SPLIT_MIN_ROW_S``: under load it runs per-core engines."""
+    _, vectors = reference
+    app = create_app(minilm.path, ServeConfig(cores=2, max_batch=8, access_log=False))
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        assert c.get(f"/v2/models/{minilm.manifest.name}").json()["parameters"]["split_engines"] == 2
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as ac:
+                calls = (ac.post("/service", json={"text": TEXTS[i % len(TEXTS)]}) for i in range(32))
+                return await asyncio.gather(*calls)
+
+        split = 0.0
+        for _attempt in range(4):  # bounded: stop once batches ran on the per-core engines
+            for i, r in enumerate(asyncio.run(burst())):
+                assert float(np.asarray(r.json()["embedding"]) @ vectors[i % len(TEXTS)]) > 0.9999
+            lines = c.get("/metrics").text.splitlines()
+            split = sum(
+                float(x.split()[-1])
+                for x in lines
+                if x.startswith("cpuai_engine_batches_total") and 'engine="per-core"' in x
+            )
+            if split:
+                break
+        assert split > 0, "MiniLM never split: its rows read below SPLIT_MIN_ROW_S"
 
 
 def test_bad_text_requests(server):

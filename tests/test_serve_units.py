@@ -23,6 +23,7 @@ from cpuai.serve.batching import BatchQueue
 from cpuai.serve.budget import MAX_SPLIT, pinned, plan
 from cpuai.serve.codec import decode_v2_inputs, encode_v2_outputs
 from cpuai.serve.errors import QueueFull
+from cpuai.serve.http_protocol import OneWriteHttpTools, _PairedWrites
 
 # -- batch queue -------------------------------------------------------------------------------
 
@@ -453,3 +454,51 @@ def test_spin_and_split_settings_are_validated():
         ServeConfig(spin="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="split must be True, False or None"):
         ServeConfig(split=1)  # type: ignore[arg-type]
+
+
+class _RecordingTransport:
+    """What the socket would be sent, write by write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 5)}.get(name, default)
+
+
+def test_paired_writes_send_a_response_head_and_body_in_one_write():
+    async def go():
+        loop = asyncio.get_running_loop()
+        real = _RecordingTransport()
+        t = _PairedWrites(real, loop)  # type: ignore[arg-type]
+        t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        assert real.writes == []  # the head waits for its body
+        t.write(memoryview(b"{}"))
+        assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+        t.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # a lone write goes out when the loop turns
+        await asyncio.sleep(0)
+        assert real.writes[-1] == b"HTTP/1.1 100 Continue\r\n\r\n" and len(real.writes) == 2
+        t.write(b"last")
+        t.close()  # closing sends what is held first
+        assert real.writes[-1] == b"last" and real.closed
+        assert t.get_extra_info("peername") == ("127.0.0.1", 5)  # the rest is the real transport's
+        await asyncio.sleep(0)
+        assert len(real.writes) == 3  # the scheduled flush found nothing left to send
+
+    asyncio.run(go())
+
+
+def test_server_uses_the_one_write_protocol():
+    from cpuai.serve.server import uvicorn_config
+
+    assert uvicorn_config(object(), "127.0.0.1", 8080).http is OneWriteHttpTools

@@ -25,6 +25,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def uvicorn_config(app: Any, host: str, port: int, drain_seconds: float = 30.0) -> Any:
     import uvicorn
 
+    from cpuai.serve.http_protocol import OneWriteHttpTools
+
     if not (0 <= port <= 65535):
         raise ConfigError(f"port {port} is out of range", fix="use a port between 1 and 65535")
     return uvicorn.Config(
@@ -35,7 +37,7 @@ def uvicorn_config(app: Any, host: str, port: int, drain_seconds: float = 30.0) 
         access_log=False,
         timeout_graceful_shutdown=int(drain_seconds),
         lifespan="on",
-        http="httptools",  # the C parser: a fraction of h11's per-request CPU
+        http=OneWriteHttpTools,  # httptools (the C parser: a fraction of h11's CPU), one write a response
         loop="uvloop",
         timeout_keep_alive=30,
         backlog=2048,

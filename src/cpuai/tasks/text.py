@@ -124,13 +124,23 @@ class TextEmbedding:
         return l2_normalize(vec) if self.config.normalize else vec
 
     def postprocess(
-        self, outputs: dict[str, np.ndarray], *, top_k: int = 5, feeds: dict[str, np.ndarray] | None = None
+        self,
+        outputs: dict[str, np.ndarray],
+        *,
+        top_k: int = 5,
+        feeds: dict[str, np.ndarray] | None = None,
+        arrays: bool = False,
     ) -> list[dict[str, Any]]:
-        """Per item ``{"embedding": list[float], "dim": D, "norm": ||v||}``."""
+        """Per item ``{"embedding": list[float], "dim": D, "norm": ||v||}``.
+
+        ``arrays=True`` keeps each embedding a float32 numpy row, for writers that serialise numpy
+        (the server's orjson): they write float32's shortest form, which reads back to the same
+        float32 in about half the JSON of the Python floats (8.0 vs 4.7 kB for 384 dimensions).
+        """
         vec = self.vectors(outputs, feeds)
         norms = np.linalg.norm(vec, axis=1)
         return [
-            {"embedding": v.tolist(), "dim": int(v.shape[0]), "norm": float(n)}
+            {"embedding": v if arrays else v.tolist(), "dim": int(v.shape[0]), "norm": float(n)}
             for v, n in zip(vec, norms, strict=True)
         ]
 

@@ -93,7 +93,11 @@ async def answer(
     model: ServedModel, items: list[Any], many: bool, content_type: str, top_k: int
 ) -> dict[str, Any]:
     """The plain endpoint's answer: labels with scores, an embedding (or several), or a handler's result."""
-    answers = await asyncio.gather(*(model.predict(i, content_type=content_type, top_k=top_k) for i in items))
+    if len(items) == 1:  # the usual request: awaited here, not wrapped in a task of its own by gather
+        answers = [await model.predict(items[0], content_type=content_type, top_k=top_k)]
+    else:
+        calls = (model.predict(i, content_type=content_type, top_k=top_k) for i in items)
+        answers = await asyncio.gather(*calls)
     out: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if model.handler is not None:
         out["result"] = answers[0]
