@@ -131,7 +131,7 @@ class TextEmbedding:
         feeds: dict[str, np.ndarray] | None = None,
         arrays: bool = False,
     ) -> list[dict[str, Any]]:
-        """Per item ``{"embedding": list[float], "dim": D, "norm": ||v||}``.
+        """Per item ``{"embedding": list[float] (a float32 array with ``arrays``), "dim": D, "norm": ||v||}``.
 
         ``arrays=True`` keeps each embedding a float32 numpy row, for writers that serialise numpy
         (the server's orjson): they write float32's shortest form, which reads back to the same
