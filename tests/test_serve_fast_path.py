@@ -67,6 +67,14 @@ def test_fast_path_errors_match_the_route_and_keep_the_operations_layer(served, 
     for path in ("/service", "/service?via=router"):  # a form with neither file nor text
         r = served.post(path, content=empty_form, headers={"content-type": "multipart/form-data; boundary=B"})
         assert r.status_code == 400 and "no file and no text" in r.json()["error"]
+        r = served.post(path, content=empty_form, headers={"content-type": "multipart/form-data"})
+        assert r.status_code == 400 and "no boundary" in r.json()["error"], r.text
+        cut = empty_form[:-8]  # the client stopped before the closing boundary
+        r = served.post(path, content=cut, headers={"content-type": "multipart/form-data; boundary=B"})
+        assert r.status_code == 400 and "closing boundary" in r.json()["error"], r.text
+        files = {"meta": (None, b"a note"), "file": ("d.png", png(x[0, 0]), "image/png")}
+        r = served.post(path, files=files)  # a text field before the file: the file is the item
+        assert r.status_code == 200, r.text
     r = served.post("/v1/models/nope/predict", content=png(x[0, 0]))
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = served.post("/service?top_k=0", content=png(x[0, 0]))  # out of range: FastAPI's validation answers

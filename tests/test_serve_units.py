@@ -502,3 +502,44 @@ def test_server_uses_the_one_write_protocol():
     from cpuai.serve.server import uvicorn_config
 
     assert uvicorn_config(object(), "127.0.0.1", 8080).http is OneWriteHttpTools
+
+
+def _form(*parts: tuple[str, str | None, bytes], boundary: str = "xYz") -> bytes:
+    """A multipart/form-data body of (field name, filename or None, data) parts."""
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def test_multipart_first_item_takes_the_first_file_else_the_first_text():
+    from cpuai.serve.multipart_form import first_item
+
+    ctype = "multipart/form-data; boundary=xYz"
+    image = bytes(range(256)) * 3 + b"\r\n--not-the-boundary\r\n"  # binary, with CRLFs and dashes inside
+    body = _form(("note", None, b"ignored: a file comes later"), ("file", "d.png", image))
+    assert first_item(body, ctype) == image
+    assert first_item(_form(("a", None, b""), ("text", None, "héllo".encode())), ctype) == "héllo"
+    assert first_item(_form(("f", "e.png", b"")), ctype) == b""  # an empty file is still the file
+    quoted = 'multipart/form-data; boundary="xYz"'
+    assert first_item(_form(("file", "d.png", b"abc")), quoted) == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "message"),
+    [
+        (_form(("file", "d.png", b"abc")), "multipart/form-data", "no boundary"),
+        (_form(("file", "d.png", b"abc"))[:-12], "multipart/form-data; boundary=xYz", "closing boundary"),
+        (b"plain bytes, no parts at all", "multipart/form-data; boundary=xYz", "multipart"),
+        (_form(("note", None, b"  ")), "multipart/form-data; boundary=xYz", "no file and no text"),
+        (_form(("note", None, b"\xff\xfe")), "multipart/form-data; boundary=xYz", "not UTF-8"),
+    ],
+)
+def test_multipart_bad_forms_name_the_problem(body, ctype, message):
+    from cpuai.errors import InvalidInput
+    from cpuai.serve.multipart_form import first_item
+
+    with pytest.raises(InvalidInput) as err:
+        first_item(body, ctype)
+    assert message in str(err.value) and err.value.fix

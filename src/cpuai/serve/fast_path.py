@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cpuai.errors import CpuaiError
@@ -90,7 +89,7 @@ class PlainFastPath:
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, scope: Scope, receive: Receive, name: str, ctype: str, top_k: int) -> bytes:
-        from cpuai.serve.protocols.plain import answer, is_multipart, items_from_body, items_from_form
+        from cpuai.serve.protocols.plain import answer, items_from_body
 
         state: dict[str, Any] = scope.setdefault("state", {})
         if name:
@@ -99,10 +98,7 @@ class PlainFastPath:
         else:
             model = self.registry.only()
             state["cpuai"] = (model.name, "plain")
-        if is_multipart(ctype):  # starlette's form parser (python-multipart), without the router
-            items, many = await items_from_form(Request(scope, receive)), False
-        else:
-            items, many = items_from_body(await _read_body(receive), ctype, model)
+        items, many = items_from_body(await _read_body(receive), ctype, model)
         out = await answer(model, items, many, ctype, top_k)
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -112,9 +112,10 @@ class ServedModel:
         self._busy: list[int] = []
         self._split_busy: list[int] = []
         self._split_until = 0.0  # perf_counter time until which batches stay on per-core engines
-        # the last batches' engine time per row, scaled to the all-core engine; _split_pays takes their
+        # the last batches' engine time per row, scaled to the all-core engine; _done takes their
         # median, since an engine's first call costs several times its usual (0.7 vs 0.09 ms a digits row)
         self._row_times: deque[float] = deque(maxlen=16)
+        self._splitting = False  # the median of _row_times reaches SPLIT_MIN_ROW_S (per-core engines pay)
         self._handler_pool: ThreadPoolExecutor | None = None
         self._cpus = usable_cpus()  # per-core engine i runs its batches on its own core(s) of these
         self._engine_lock = threading.Lock()  # guards _busy, which batch threads change
@@ -359,16 +360,11 @@ class ServedModel:
         group = self._cpus[index * n : (index + 1) * n]
         return group if len(group) == n else None
 
-    def _split_pays(self) -> bool:
-        """Per-core engines exist and the model's rows are slow enough to gain from them."""
-        times = self._row_times
-        return bool(self.split_engines and times) and statistics.median(times) >= SPLIT_MIN_ROW_S
-
     def _pick(self) -> tuple[list[Any], list[int], int, int]:
         """Choose and mark busy an engine: (engine list, its busy counts, threads, index)."""
         with self._engine_lock:
             loaded = sum(self._busy) + sum(self._split_busy) + self.queue.depth
-            if self._split_pays() and (loaded or time.perf_counter() < self._split_until):
+            if self._splitting and (loaded or time.perf_counter() < self._split_until):
                 engines, busy, threads = self.split_engines, self._split_busy, self.plan.split_threads
             else:
                 engines, busy, threads = self.engines, self._busy, self.plan.threads
@@ -390,7 +386,8 @@ class ServedModel:
                 seconds *= self.plan.split_threads / self.plan.threads  # as if on every core
             self._row_times.append(seconds / max(1, rows))
             if self.split_engines:  # side-by-side batches only while splitting pays
-                self.queue.slots = len(self.split_engines) if self._split_pays() else self.plan.slots
+                self._splitting = statistics.median(self._row_times) >= SPLIT_MIN_ROW_S
+                self.queue.slots = len(self.split_engines) if self._splitting else self.plan.slots
         self.shared.metrics.engine_batches.labels(self.name, "per-core" if split else "all-cores").inc()
 
     def _compute(self, engine: Any, items: list[_Item]) -> tuple[list[Any], float]:

@@ -15,42 +15,23 @@ from fastapi import APIRouter, Query, Request
 from cpuai.errors import InvalidInput
 from cpuai.serve.codec import parse_json
 from cpuai.serve.model import ServedModel
+from cpuai.serve.multipart_form import first_item
 from cpuai.serve.protocols.responses import JSON, registry, resolve, tag
 
 router = APIRouter(tags=["plain"])
 MAX_TEXTS = 256
 
 
-async def _items(request: Request, model: ServedModel) -> tuple[list[Any], bool]:
-    """The request's raw items and whether it sent a list (several texts)."""
-    ctype = request.headers.get("content-type", "")
-    if is_multipart(ctype):
-        return await items_from_form(request), False
-    return items_from_body(await request.body(), ctype, model)
-
-
-def is_multipart(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
-
-
-async def items_from_form(request: Request) -> list[Any]:
-    """A multipart form's one item: its first file's bytes, else its first non-empty text field."""
-    form = await request.form()
-    for value in form.values():
-        if hasattr(value, "read"):
-            return [await value.read()]
-        if isinstance(value, str) and value:
-            return [value]
-    raise InvalidInput("the form holds no file and no text field", fix="send -F file=@image.png")
-
-
 def items_from_body(body: bytes, content_type: str, model: ServedModel) -> tuple[list[Any], bool]:
-    """A raw (not multipart) body's items: one image, one text, or the texts of ``{"texts": [...]}``."""
+    """A body's items: one image, one text, the texts of ``{"texts": [...]}``, or a multipart
+    form's first file (else its first text field)."""
     ctype = content_type.split(";")[0].strip().lower()
     if not body:
         raise InvalidInput(
             "the request body is empty", fix="send an image file (curl -T cat.jpg) or JSON text"
         )
+    if ctype == "multipart/form-data":
+        return [first_item(body, content_type)], False
     task = model.package.manifest.task
     is_text = task == "text-embedding"
     looks_json = ctype == "application/json" or (is_text and body[:1] in (b"{", b'"', b"["))
@@ -114,7 +95,7 @@ async def answer(
 
 
 async def _answer(request: Request, model: ServedModel, top_k: int) -> JSON:
-    items, many = await _items(request, model)
+    items, many = items_from_body(await request.body(), request.headers.get("content-type", ""), model)
     return JSON(await answer(model, items, many, request.headers.get("content-type", ""), top_k))
 
 
