@@ -380,12 +380,7 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
     rps, cpu_ms_per_row = batch_rows_per_s(engine, batches, rounds)
     live = live_mix_rows_per_s(engine, task, items, rounds) if text else None
     grouping = grouping_rows_per_s(engine, task, items, rounds) if text else None
-    lat = []
-    for r in range(max(len(singles), rounds * 4)):
-        f = singles[r % len(singles)]
-        t = time.perf_counter()
-        engine.infer(f)
-        lat.append((time.perf_counter() - t) * 1e3)
+    latency = batch1_latency(engine, singles, rounds * 4)
     engine.close()
     per_core = per_core_rows_per_s(pkg, batches, rounds)
     # the server's batch mix on one 1-thread engine per core: what its split engines run under load
@@ -403,9 +398,18 @@ def ceiling(model_dir: Path, items: list[Any], rounds: int) -> dict[str, float]:
             if live
             else {}
         ),
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p99_ms": float(np.percentile(lat, 99)),
+        **latency,
     }
+
+
+def batch1_latency(engine: Any, singles: list[dict[str, np.ndarray]], calls: int) -> dict[str, float]:
+    """p50/p99 (ms) of at least ``calls`` batch-1 runs, the items in turn (each once per round)."""
+    lat = []
+    for r in range(max(len(singles), calls)):
+        t = time.perf_counter()
+        engine.infer(singles[r % len(singles)])
+        lat.append((time.perf_counter() - t) * 1e3)
+    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
 
 
 def per_core_rows_per_s(pkg: Any, batches: list[dict[str, np.ndarray]], rounds: int) -> float:
@@ -567,8 +571,46 @@ class ServerSkipped(RuntimeError):
     """A server could not start (e.g. LitServe is not installed in this environment)."""
 
 
-def measure_server(kind: str, model_dir: Path, payload: Any, levels: list[int], n: int) -> dict[str, Any]:
-    """Start one server, drive it at each concurrency, stop it; req/s, latency and CPU per point."""
+class LatencyProbe:
+    """The engine's own batch-1 latency, measurable again just before each server's c=1 point.
+
+    The VM's latency drifts over minutes (its p99 doubles in a busy phase), so the c=1 target
+    (server p99 within 2 ms of the engine's) is also read against the engine measured in the same
+    minute as the server, not only against the reading taken once before every server.
+    """
+
+    def __init__(self, model_dir: Path, items: list[Any]) -> None:
+        from cpuai import package as pkgmod
+        from cpuai.runtime import load
+        from cpuai.tasks import for_package
+
+        pkg = pkgmod.read(model_dir)
+        self.engine, task = load(pkg), for_package(pkg)
+        self.singles = [task.preprocess([it]) for it in items]
+
+    def measure(self, calls: int = 400) -> dict[str, float]:
+        """p50/p99 (ms) of batch-1 runs over the clients' items, as ``ceiling`` measures them."""
+        for f in self.singles[:5]:
+            self.engine.infer(f)
+        return batch1_latency(self.engine, self.singles, calls)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def measure_server(
+    kind: str,
+    model_dir: Path,
+    payload: Any,
+    levels: list[int],
+    n: int,
+    probe: LatencyProbe | None = None,
+) -> dict[str, Any]:
+    """Start one server, drive it at each concurrency, stop it; req/s, latency and CPU per point.
+
+    With ``probe``, the engine's batch-1 latency is measured again just before the c=1 point (the
+    server idle) and kept in that point as ``engine_p50_ms`` / ``engine_p99_ms``.
+    """
     from cpuai.serve.loadtest import run
 
     try:
@@ -578,6 +620,7 @@ def measure_server(kind: str, model_dir: Path, payload: Any, levels: list[int], 
     points: dict[str, Any] = {}
     try:
         for c in levels:
+            paired = probe.measure() if probe is not None and c == 1 else {}
             # CPU per request of the server and of the client (this process), warm-up included
             server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
             warmup = min(20, n // 5)
@@ -585,13 +628,19 @@ def measure_server(kind: str, model_dir: Path, payload: Any, levels: list[int], 
             sent = max(1, r.requests + warmup)
             point = points[str(c)] = {
                 **r.as_dict(),
+                **{f"engine_{k}": v for k, v in paired.items()},
                 "server_cpu_ms_per_req": (cpu_seconds(proc.pid) - server_cpu) * 1e3 / sent,
                 "client_cpu_ms_per_req": (time.process_time() - client_cpu) * 1e3 / sent,
             }
             print(
                 f"  {kind:14s} c={c:<3d} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
                 f"  errors {sum(r.errors.values())}  cpu/req server {point['server_cpu_ms_per_req']:.2f} ms"
-                f" client {point['client_cpu_ms_per_req']:.2f} ms",
+                f" client {point['client_cpu_ms_per_req']:.2f} ms"
+                + (
+                    f"  (engine alone just before: p50 {paired['p50_ms']:.2f} p99 {paired['p99_ms']:.2f} ms)"
+                    if paired
+                    else ""
+                ),
                 flush=True,
             )
     finally:
@@ -681,6 +730,9 @@ def summarise(results: dict[str, Any], levels: list[int]) -> dict[str, dict[str,
                 fig["c1_p99_minus_engine_p50_ms"] = c1["p99_ms"] - entry["ceiling"]["p50_ms"]
                 fig["c1_p99_minus_engine_p99_ms"] = c1["p99_ms"] - entry["ceiling"]["p99_ms"]
                 fig["c1_p50_minus_engine_p50_ms"] = c1["p50_ms"] - entry["ceiling"]["p50_ms"]
+                if "engine_p99_ms" in c1:  # against the engine measured just before that point
+                    fig["c1_p99_minus_paired_engine_p99_ms"] = c1["p99_ms"] - c1["engine_p99_ms"]
+                    fig["c1_p50_minus_paired_engine_p50_ms"] = c1["p50_ms"] - c1["engine_p50_ms"]
             sat = servers["cpuai-batch"].get(top)
             if sat and "server_cpu_ms_per_req" in sat:
                 # CPU per request at saturation: the server's (engine threads included, spinning
@@ -780,6 +832,7 @@ def main() -> None:
             print(f"  32 in flight, {name}: {rps:.0f} rows/s ({rps / ceil['rows_per_s']:.2f}x ceiling)")
         kinds = args.servers.split(",")
         passes: dict[str, list[dict[str, Any]]] = {}
+        probe = LatencyProbe(paths[model], items) if 1 in levels else None
         # every server twice, forward then reverse order, each time in a fresh process: the VM
         # drifts over minutes, and a single sequential pass credits whoever ran in a quiet spell
         for order in (kinds, kinds[::-1]):
@@ -787,11 +840,14 @@ def main() -> None:
                 if "skipped" in entry["servers"].get(kind, {}):
                     continue
                 try:
-                    passes.setdefault(kind, []).append(measure_server(kind, paths[model], payload, levels, n))
+                    point = measure_server(kind, paths[model], payload, levels, n, probe)
+                    passes.setdefault(kind, []).append(point)
                 except ServerSkipped as err:  # e.g. litserve not installed
                     print(f"  {kind}: skipped ({err})", flush=True)
                     entry["servers"][kind] = {"skipped": str(err)[:300]}
                     passes.pop(kind, None)
+        if probe is not None:
+            probe.close()
         # the ceiling again after the servers, minutes later: the higher reading is the one used
         entry["ceiling"]["rows_per_s_after"] = ceiling_again(
             paths[model], items, rounds=20 if args.quick else 100

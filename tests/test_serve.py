@@ -400,6 +400,9 @@ def test_split_engines_take_batches_under_load_while_a_lone_request_keeps_every_
         # with the real threshold the digits CNN, whose rows cost the engine far less CPU than the
         # server's Python costs a request, stays on the all-core engine however loaded
         monkeypatch.setattr(served, "SPLIT_MIN_ROW_S", default_min_row_s)
+        time.sleep(served.SPLIT_HOLD_S * 2)  # past the hold: a lone request takes the all-core engine,
+        client.post("/v2/models/digits/infer", json=v2_body(x[:1]))  # whose batch renews the decision
+        split = _engine_batches(client, "digits")["per-core"]
         for i, label in asyncio.run(burst()):
             assert label == want[i]
         assert _engine_batches(client, "digits")["per-core"] == split

@@ -232,7 +232,9 @@ class BatchQueue:
         finally:
             with self._lock:
                 self._in_flight -= 1
-            self._loop.call_soon_threadsafe(self._wake.set)
+                waiting = bool(self._queue) or self._closed
+            if waiting:  # an empty queue needs no wake: the next ``put`` sets it
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     def _settle(self, batch: list[_Pending], outcome: Sequence[Any] | BaseException, seconds: float) -> None:
         """On the loop: give each request of a batch its result (or the batch's error), checked count."""
@@ -261,12 +263,14 @@ class BatchQueue:
             return True
 
     def release(self, rows: int, seconds: float) -> None:
-        """End a ``try_reserve`` (from any thread): wake the dispatcher and report the batch."""
+        """End a ``try_reserve`` (from any thread): report the batch, wake the dispatcher if requests
+        wait (an empty queue needs no wake: the next ``put`` sets it)."""
         with self._lock:
             self._in_flight -= 1
+            waiting = bool(self._queue)
         if self.observe is not None and rows > 0:
             self.observe(rows, seconds)
-        if self._loop is not None:
+        if waiting and self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def close(self, *, drain: bool = True) -> None:
