@@ -13,7 +13,9 @@ one engine and with one 1-thread engine per core (what cpuai-percore serves); th
 measured again after the servers and the higher reading counts. cpuai-1core (MiniLM,
 ``--separate``) gives the engine one CPU to itself, the server's Python and the client the others,
 at concurrency 32 and 128, and compares it with the same 1-thread engine's ceiling on that CPU
-(measured before and after, the higher counting).
+(measured before and after, the higher counting). The engine's batch-1 latency is measured at the
+start and again just before every server's c=1 point (``LatencyProbe``: as many calls as that
+point sends, 1 ms apart), so the c=1 p99 target is also read against the engine in the same minute.
 
     .venv/bin/python benchmarks/serve.py --quick     # ~100 requests per point
     .venv/bin/python benchmarks/serve.py             # 1000 requests per point
