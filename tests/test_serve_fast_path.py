@@ -74,7 +74,8 @@ def test_fast_path_errors_match_the_route_and_keep_the_operations_layer(served, 
         assert r.status_code == 400 and "closing boundary" in r.json()["error"], r.text
         files = {"meta": (None, b"a note"), "file": ("d.png", png(x[0, 0]), "image/png")}
         r = served.post(path, files=files)  # a text field before the file: the file is the item
-        assert r.status_code == 200, r.text
+        raw = served.post("/service", content=png(x[0, 0]))
+        assert r.status_code == 200 and r.json()["predictions"] == raw.json()["predictions"], r.text
     r = served.post("/v1/models/nope/predict", content=png(x[0, 0]))
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = served.post("/service?top_k=0", content=png(x[0, 0]))  # out of range: FastAPI's validation answers

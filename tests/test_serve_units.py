@@ -531,7 +531,9 @@ def test_multipart_first_item_takes_the_first_file_else_the_first_text():
     [
         (_form(("file", "d.png", b"abc")), "multipart/form-data", "no boundary"),
         (_form(("file", "d.png", b"abc"))[:-12], "multipart/form-data; boundary=xYz", "closing boundary"),
-        (b"plain bytes, no parts at all", "multipart/form-data; boundary=xYz", "multipart"),
+        (b"plain bytes, no parts at all", "multipart/form-data; boundary=xYz", "malformed"),
+        (b"--xYz\r\nno colon here\r\n\r\nd\r\n--xYz--\r\n", "multipart/form-data; boundary=xYz", "malformed"),
+        (b"--xYz--\r\n", "multipart/form-data; boundary=xYz", "no file and no text"),
         (_form(("note", None, b"  ")), "multipart/form-data; boundary=xYz", "no file and no text"),
         (_form(("note", None, b"\xff\xfe")), "multipart/form-data; boundary=xYz", "not UTF-8"),
     ],
